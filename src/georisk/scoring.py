@@ -1,0 +1,441 @@
+r"""Score open scenarios from stored posterior draws: numpy only, no MCMC, no PyMC import.
+
+Why this is exact
+-----------------
+The model's parameters :math:`\theta` (category base rates, evidence strengths, lag
+distribution) are learned from *resolved and censored reference cases only*; an open
+scenario contributes nothing to their likelihood. Its probability is therefore the posterior
+predictive quantity
+
+.. math:: P(\text{yes} \mid \text{data}) = \int P(\text{yes} \mid \theta, x_s)\,
+          p(\theta \mid \text{reference cases})\, d\theta ,
+
+which the Monte Carlo average over stored draws :math:`\theta^{(d)}` estimates without any
+refit. Each draw gives a probability :math:`P^{(d)}`; the mean is the forecast, the
+quantiles its credible interval.
+
+Probability by the horizon
+--------------------------
+For a **project** scenario of category :math:`c`, announced :math:`a` years before the as-of
+date, with horizon :math:`H` years after announcement and evidence design
+:math:`x_{s}` (:mod:`georisk.evidence`):
+
+.. math::
+
+    \eta_s = \eta_c + \sum_e s_e w_e \beta_{k(e)}, \qquad \pi_s = \operatorname{logit}^{-1}\eta_s
+
+    P_s = \frac{\pi_s\,(F(H) - F(a))}{(1 - \pi_s) + \pi_s\,S(a)}
+
+— the probability that the event happens in :math:`(a, H]` given that it has not happened by
+:math:`a` (Bayes' rule on the mixture-cure model; :math:`F`, :math:`S` the lag CDF and
+survival function). For a **window** scenario with remaining exposure :math:`L` years,
+:math:`P_s = 1 - (1 - \operatorname{logit}^{-1}\eta_s)^L`.
+
+Contributions that add up exactly
+---------------------------------
+Per draw, the log-odds of the score split into
+
+.. math:: \operatorname{logit} P_s = \underbrace{\eta_c}_{\text{base rate}}
+          + \sum_e \underbrace{s_e w_e \beta_{k(e)}}_{\text{event } e}
+          + \underbrace{(\operatorname{logit} P_s - \eta_s)}_{\text{timing}}
+
+The *timing* term converts "eventually" into "by the horizon, given not yet" (or the annual
+probability into the window's); it changes with the passage of time and the horizon. The sum
+holds draw by draw to floating-point precision, and the intervals of each term are reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from georisk.model_data import (
+    ScenarioEvidence,
+    prior_parameters,
+    scenario_evidence,
+    scenario_reports,
+)
+from georisk.schemas import ScenarioStatus
+
+__all__ = [
+    "ICD203_BANDS",
+    "QUANTILES",
+    "ScoreRun",
+    "icd203_band",
+    "lag_cdf",
+    "project_probability",
+    "window_probability",
+    "logit",
+    "expit",
+    "summarise",
+    "scenario_draws",
+    "score_run",
+    "score",
+]
+
+ICD203_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("almost no chance", 0.00, 0.05),
+    ("very unlikely", 0.05, 0.20),
+    ("unlikely", 0.20, 0.45),
+    ("roughly even chance", 0.45, 0.55),
+    ("likely", 0.55, 0.80),
+    ("very likely", 0.80, 0.95),
+    ("almost certain", 0.95, 1.00),
+)
+"""ICD 203 (US Intelligence Community Directive 203, 2015) expressions of likelihood."""
+
+QUANTILES = (0.025, 0.10, 0.50, 0.90, 0.975)
+
+
+def icd203_band(p: float) -> str:
+    """Return the ICD 203 likelihood words for a probability.
+
+    Bands are closed on the left: 0.20 is "unlikely", 0.55 "likely".
+
+    Parameters
+    ----------
+    p : float
+        Probability in [0, 1].
+
+    Returns
+    -------
+    str
+        One of the seven ICD 203 expressions.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a probability must lie in [0, 1]. Got {p}.")
+    for words, lo, hi in ICD203_BANDS:
+        if lo <= p < hi:
+            return words
+    return ICD203_BANDS[-1][0]
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """Logistic function :math:`1/(1+e^{-x})`, computed without overflow."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds :math:`\\log p - \\log(1-p)`."""
+    p = np.asarray(p, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.log(p) - np.log1p(-p)
+
+
+def lag_cdf(t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    r"""CDF of the LogNormal lag, :math:`\Phi((\log t - \mu)/\sigma)`; 0 for :math:`t \le 0`.
+
+    Parameters
+    ----------
+    t : float or ndarray
+        Time since announcement in years (broadcasts against ``mu``).
+    mu, sd : ndarray
+        Log-median and log-sd draws.
+
+    Returns
+    -------
+    ndarray
+    """
+    from scipy.special import ndtr
+
+    t = np.asarray(t, dtype=float)
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.where(t > 0, t, 1.0)) - mu) / sd
+    return np.where(t > 0, ndtr(z), 0.0)
+
+
+def project_probability(
+    eta: np.ndarray, age: np.ndarray | float, horizon_age: np.ndarray | float, mu, sd
+) -> np.ndarray:
+    r"""Probability that a project reaches its event in (age, horizon], given not yet.
+
+    .. math:: P = \frac{\pi (F(H) - F(a))}{(1-\pi) + \pi (1 - F(a))}
+
+    Parameters
+    ----------
+    eta : ndarray
+        Log-odds of eventual implementation (any shape broadcasting with the others).
+    age, horizon_age : float or ndarray
+        Years since announcement at the as-of date and at the horizon.
+    mu, sd : ndarray
+        Lag distribution draws.
+
+    Returns
+    -------
+    ndarray
+        Probabilities in [0, 1].
+    """
+    pi = expit(eta)
+    f_a = lag_cdf(age, mu, sd)
+    f_h = lag_cdf(horizon_age, mu, sd)
+    return pi * (f_h - f_a) / ((1.0 - pi) + pi * (1.0 - f_a))
+
+
+def window_probability(eta: np.ndarray, exposure: np.ndarray | float) -> np.ndarray:
+    r"""Probability of at least one event in ``exposure`` years, :math:`1-(1-p)^L`."""
+    p = expit(eta)
+    return -np.expm1(np.asarray(exposure, dtype=float) * np.log1p(-p))
+
+
+def summarise(p: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean and quantiles (:data:`QUANTILES`) of probability draws along the last axis.
+
+    Parameters
+    ----------
+    p : ndarray, shape (..., draws)
+        Probability draws.
+
+    Returns
+    -------
+    dict
+        ``mean`` and ``q0.025`` ... ``q0.975`` arrays of shape ``p.shape[:-1]``.
+    """
+    q = np.quantile(p, QUANTILES, axis=-1)
+    out = {"mean": p.mean(axis=-1)}
+    for level, values in zip(QUANTILES, q, strict=True):
+        out[f"q{level}"] = values
+    return out
+
+
+@dataclass
+class ScoreRun:
+    """Scores of every open scenario at one as-of date, with their contributions.
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        One row per open scenario (see :func:`score` for the columns).
+    contributions : pandas.DataFrame
+        One row per scenario and term (``base_rate``, each event, ``timing``) with the
+        term's log-odds mean and intervals; the terms add up to the score's log-odds.
+    draws : dict
+        Scenario id -> dict of per-draw arrays: ``p``, ``p_base``, ``logodds``, and
+        ``terms`` (terms x draws) in the order of the contributions table.
+    as_of : datetime.date
+        The assessment date.
+    fit_id : str
+        The posterior used.
+    diagnostics_status : str
+        ``converged`` or ``unconverged``: carried by every row.
+    """
+
+    scores: pd.DataFrame
+    contributions: pd.DataFrame
+    draws: dict[str, dict[str, np.ndarray]] = field(repr=False)
+    as_of: dt.date
+    fit_id: str
+    diagnostics_status: str
+
+
+def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
+    """Per-draw probability, base-rate-only probability and log-odds terms of one scenario.
+
+    Parameters
+    ----------
+    ev : ScenarioEvidence
+        The scenario's timing and weighted events.
+    posterior : Posterior
+        Posterior (or prior) draws.
+
+    Returns
+    -------
+    dict of ndarray
+        ``p``, ``p_base``, ``logodds``, ``eta`` (draws) and ``terms`` (terms x draws:
+        base rate, each event, timing), with ``terms.sum(0) == logodds``.
+    """
+    d = posterior.draws
+    beta = d["strength"]  # (D, K)
+    if ev.family == "project":
+        base = d["eta"][:, ev.category_index]
+    else:
+        base = d["eta_window"][:, ev.category_index]
+    x = ev.x  # (E, K)
+    event_terms = x @ beta.T if len(ev.events) else np.zeros((0, base.shape[0]))
+    eta = base + event_terms.sum(axis=0)
+    if ev.family == "project":
+        mu, sd = d["lag_log_median"], d["lag_log_sd"]
+        p = project_probability(eta, ev.age, ev.horizon_age, mu, sd)
+        p_base = project_probability(base, ev.age, ev.horizon_age, mu, sd)
+    else:
+        p = window_probability(eta, ev.exposure)
+        p_base = window_probability(base, ev.exposure)
+    logodds = logit(p)
+    timing = logodds - eta
+    terms = np.vstack([base[None, :], event_terms, timing[None, :]])
+    return {"p": p, "p_base": p_base, "logodds": logodds, "eta": eta, "terms": terms}
+
+
+def _interval(values: np.ndarray) -> dict[str, float]:
+    q = np.quantile(values, QUANTILES)
+    return {
+        "mean": float(values.mean()),
+        "q0.025": float(q[0]),
+        "q0.10": float(q[1]),
+        "q0.50": float(q[2]),
+        "q0.90": float(q[3]),
+        "q0.975": float(q[4]),
+    }
+
+
+def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
+    """Score every open scenario of a workspace from a posterior.
+
+    Parameters
+    ----------
+    ws : Workspace
+        A loaded workspace.
+    posterior : georisk.posterior.Posterior
+        Fitted (or stored) posterior draws.
+    as_of : datetime.date, optional
+        Only indicators known on or before this date count (default: today).
+
+    Returns
+    -------
+    ScoreRun
+    """
+    as_of = as_of or dt.date.today()
+    priors = prior_parameters(ws.priors)
+    reports = scenario_reports(ws, priors.weights)
+    status = posterior.diagnostics.status
+    rows, contrib_rows, all_draws = [], [], {}
+    for sid in sorted(ws.scenarios):
+        scenario = ws.scenarios[sid]
+        if scenario.status != ScenarioStatus.OPEN:
+            continue
+        if as_of < scenario.opened and as_of < (scenario.announced or scenario.opened):
+            continue
+        if as_of >= scenario.horizon:
+            rows.append(
+                {
+                    "scenario_id": sid,
+                    "title": scenario.title,
+                    "note": "horizon reached: awaiting resolution, not scored",
+                    "as_of": as_of,
+                    "fit_id": posterior.fit_id,
+                    "diagnostics": status,
+                }
+            )
+            continue
+        ev = scenario_evidence(scenario, reports.get(sid, []), as_of=as_of, weights=priors.weights)
+        dr = scenario_draws(ev, posterior)
+        all_draws[sid] = dr
+        p, p_base = dr["p"], dr["p_base"]
+        sp, sb = _interval(p), _interval(p_base)
+        evidence_shift = dr["logodds"] - logit(p_base)
+        shift = _interval(evidence_shift)
+        base_lo = abs(float(np.mean(logit(p_base))))
+        evidence_share = abs(shift["mean"]) / (base_lo + abs(shift["mean"]) + 1e-12)
+        band = icd203_band(sp["mean"])
+        straddle = icd203_band(sp["q0.10"]) != icd203_band(sp["q0.90"])
+        term_names = ["base_rate"] + [e.event_id for e in ev.events] + ["timing"]
+        for i, name in enumerate(term_names):
+            iv = _interval(dr["terms"][i])
+            event = ev.events[i - 1] if 0 < i <= len(ev.events) else None
+            contrib_rows.append(
+                {
+                    "scenario_id": sid,
+                    "term": name,
+                    "term_type": "event" if event else name,
+                    "kind": event.kind if event else None,
+                    "direction": ("supports" if event.sign > 0 else "opposes") if event else None,
+                    "event_date": event.event_date if event else None,
+                    "indicator_ids": ";".join(event.indicator_ids) if event else None,
+                    "confidence": event.confidence if event else None,
+                    "fading": event.fading if event else None,
+                    "weight": event.weight if event else None,
+                    "strength_source": posterior.strength_source(event.kind) if event else None,
+                    "logodds_mean": iv["mean"],
+                    "logodds_q0.025": iv["q0.025"],
+                    "logodds_q0.10": iv["q0.10"],
+                    "logodds_q0.90": iv["q0.90"],
+                    "logodds_q0.975": iv["q0.975"],
+                }
+            )
+        drivers = sorted(
+            (c for c in contrib_rows[-len(term_names) :] if c["term_type"] == "event"),
+            key=lambda c: -abs(c["logodds_mean"]),
+        )
+        kinds_used = sorted({e.kind for e in ev.events})
+        rows.append(
+            {
+                "scenario_id": sid,
+                "title": scenario.title,
+                "reference_class": scenario.reference_class,
+                "family": ev.family,
+                "as_of": as_of,
+                "horizon": scenario.horizon,
+                "p_mean": sp["mean"],
+                "p_median": sp["q0.50"],
+                "p_q0.025": sp["q0.025"],
+                "p_q0.10": sp["q0.10"],
+                "p_q0.90": sp["q0.90"],
+                "p_q0.975": sp["q0.975"],
+                "p_base_mean": sb["mean"],
+                "p_base_q0.10": sb["q0.10"],
+                "p_base_q0.90": sb["q0.90"],
+                "logodds_mean": float(np.mean(dr["logodds"])),
+                "evidence_logodds_mean": shift["mean"],
+                "evidence_logodds_q0.10": shift["q0.10"],
+                "evidence_logodds_q0.90": shift["q0.90"],
+                "evidence_share": evidence_share,
+                "icd203": band,
+                "band_straddle": straddle,
+                "n_events": len(ev.events),
+                "n_indicators": sum(len(e.indicator_ids) for e in ev.events),
+                "top_drivers": "; ".join(
+                    f"{c['term']} ({c['logodds_mean']:+.2f})" for c in drivers[:3]
+                ),
+                "strengths": "; ".join(f"{k}: {posterior.strength_source(k)}" for k in kinds_used),
+                "note": "",
+                "fit_id": posterior.fit_id,
+                "diagnostics": status,
+            }
+        )
+    scores = pd.DataFrame(rows)
+    contributions = pd.DataFrame(contrib_rows)
+    return ScoreRun(
+        scores=scores,
+        contributions=contributions,
+        draws=all_draws,
+        as_of=as_of,
+        fit_id=posterior.fit_id,
+        diagnostics_status=status,
+    )
+
+
+def score(ws, posterior, *, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Score every open scenario; a tidy DataFrame, one row per scenario.
+
+    Columns: ``scenario_id, title, reference_class, family, as_of, horizon, p_mean,
+    p_median, p_q0.025, p_q0.10, p_q0.90, p_q0.975`` (95% and 80% credible intervals),
+    ``p_base_mean`` (base rate only, same timing), ``evidence_logodds_mean`` (how far the
+    evidence moved the log-odds) and ``evidence_share`` (its share of the total log-odds
+    distance from even odds), ``icd203`` (words for ``p_mean``) and ``band_straddle`` (the
+    80% interval spans two ICD 203 bands), ``n_events``, ``top_drivers``, ``strengths``
+    (learned or prior-only), ``fit_id`` and ``diagnostics`` (``converged`` or
+    ``unconverged``). Use :func:`score_run` for contributions and draws.
+
+    Parameters
+    ----------
+    ws : Workspace
+        A loaded workspace.
+    posterior : georisk.posterior.Posterior
+        Posterior draws.
+    as_of : datetime.date, optional
+        Assessment date (default today).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return score_run(ws, posterior, as_of=as_of).scores
+
