@@ -58,6 +58,8 @@ def degenerate_posterior(
             "strength": np.tile(strengths, (n, 1)),
             "lag_log_median": np.full(n, lag_mu),
             "lag_log_sd": np.full(n, lag_sd),
+            "term_log_median": np.full(n, np.log(4.0)),
+            "term_log_sd": np.full(n, 0.6),
             "rho": np.full(n, 0.5),
         },
         diagnostics=DiagnosticsReport(True, 1.0, 4000.0, 4000.0, 0),
@@ -162,17 +164,19 @@ def test_soft_evidence_equals_exact_bayes_by_hand():
 
 
 def test_project_probability_closed_form():
-    pi, mu, sd, a, h = 0.6, np.log(5.0), 0.5, 3.0, 8.0
+    pi, mu, sd, tmu, tsd, a, h = 0.6, np.log(5.0), 0.5, np.log(4.0), 0.7, 3.0, 8.0
     from math import erf, log, sqrt
 
-    def cdf(t):
-        return 0.5 * (1 + erf((log(t) - mu) / (sd * sqrt(2))))
+    def cdf(t, m, s):
+        return 0.5 * (1 + erf((log(t) - m) / (s * sqrt(2))))
 
-    expected = pi * (cdf(h) - cdf(a)) / ((1 - pi) + pi * (1 - cdf(a)))
-    got = project_probability(np.array([logit(pi)]), a, h, np.array([mu]), np.array([sd]))
+    still_open = (1 - pi) * (1 - cdf(a, tmu, tsd)) + pi * (1 - cdf(a, mu, sd))
+    expected = pi * (cdf(h, mu, sd) - cdf(a, mu, sd)) / still_open
+    args = [np.array([v]) for v in (mu, sd, tmu, tsd)]
+    got = project_probability(np.array([logit(pi)]), a, h, *args)
     assert got[0] == pytest.approx(expected, rel=1e-12)
     # long horizon, age 0: all of the eventual probability
-    got = project_probability(np.array([logit(pi)]), 0.0, 1e6, np.array([mu]), np.array([sd]))
+    got = project_probability(np.array([logit(pi)]), 0.0, 1e6, *args)
     assert got[0] == pytest.approx(pi, rel=1e-9)
 
 

@@ -5,23 +5,30 @@ This is the only module that imports PyMC; scoring never does (see :mod:`georisk
 The model
 ---------
 **Project classes** (nuclear plants abroad, pipelines, rail, hydro, bilateral portfolios,
-regional unions) use a *mixture-cure survival model*. An announced project of category
-:math:`c` eventually reaches its category's event with probability :math:`\pi_i`, and, if it
-does, after a lag :math:`T \sim \mathrm{LogNormal}(\mu_T, \sigma_T)` years:
+regional unions) use a *two-type mixture survival model* (a mixture-cure model with
+competing terminations). An announced project of category :math:`c` eventually reaches its
+category's event with probability :math:`\pi_i`, after a lag
+:math:`T \sim \mathrm{LogNormal}(\mu_T, \sigma_T)` years; otherwise it is eventually
+terminated, after :math:`D \sim \mathrm{LogNormal}(\mu_D, \sigma_D)` years:
 
 .. math::
 
     \operatorname{logit} \pi_i = \eta_{c(i)} + \sum_k x_{ik} \beta_k
 
 where :math:`x_{ik}` is the signed, reliability-weighted, faded evidence of kind :math:`k`
-(:mod:`georisk.evidence`) and :math:`\beta_k > 0` the strength of that kind. A reference case
-contributes, with :math:`F` the lag CDF and :math:`S = 1 - F`:
+(:mod:`georisk.evidence`) and :math:`\beta_k > 0` the strength of that kind. With
+:math:`F, S = 1 - F` the CDF and survival function of :math:`T` and :math:`G, R = 1 - G`
+those of :math:`D`, a reference case contributes:
 
 * event observed with lag in :math:`[l_i, u_i]` (interval-censored by date precision):
   :math:`\pi_i\,(F(u_i) - F(l_i))`;
-* terminated (cancelled, denounced): :math:`1 - \pi_i`;
+* terminated (cancelled, denounced) after :math:`[l_i, u_i]` years:
+  :math:`(1 - \pi_i)\,(G(u_i) - G(l_i))`;
 * still open at age :math:`a_i` (right-censored, *not* a failure):
-  :math:`(1 - \pi_i) + \pi_i S(a_i)`.
+  :math:`(1 - \pi_i) R(a_i) + \pi_i S(a_i)`.
+
+Without the termination times, open cases would be scored as if failed projects were never
+cancelled, and early cancellations would bias :math:`\pi` down (a test shows it).
 
 **Partial pooling.** Each category has a documented prior
 :math:`\eta_c \sim \mathcal N(m_c, s_c^2)` (``base_rate.<category>``, a LogitNormal in
@@ -62,7 +69,14 @@ from georisk.model_data import (
     prior_parameters,
 )
 
-__all__ = ["SamplerConfig", "build_model", "fit_arrays", "fit", "prior_predictive_draws"]
+__all__ = [
+    "SamplerConfig",
+    "build_model",
+    "build_base_rate_model",
+    "fit_arrays",
+    "fit",
+    "prior_predictive_draws",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +156,7 @@ def build_model(data: CaseData, priors: PriorParameters):
     pymc.Model
         Free variables ``u``, ``z``, ``rho`` (pooled categories), ``p_unpooled`` (Beta
         categories), ``z_window_<c>`` or ``p_window_<c>``, ``lag_log_median``,
-        ``lag_log_sd``, ``strength_<kind>``; deterministic ``eta`` (project categories),
+        ``lag_log_sd``, ``term_log_median``, ``term_log_sd``, ``strength_<kind>``; deterministic ``eta`` (project categories),
         ``eta_window`` and ``strength``.
     """
     import pymc as pm
@@ -184,6 +198,8 @@ def build_model(data: CaseData, priors: PriorParameters):
         eta_window = pm.Deterministic("eta_window", eta_window, dims="window_category")
         lag_mu = _prior_rv(pm, "lag_log_median", *priors.lag_log_median)
         lag_sd = _prior_rv(pm, "lag_log_sd", *priors.lag_log_sd)
+        term_mu = _prior_rv(pm, "term_log_median", *priors.term_log_median)
+        term_sd = _prior_rv(pm, "term_log_sd", *priors.term_log_sd)
         strengths = [
             _prior_rv(pm, f"strength_{k}", *priors.strength[k]) for k in KINDS
         ]
@@ -194,21 +210,29 @@ def build_model(data: CaseData, priors: PriorParameters):
             log_pi = -pm.math.log1pexp(-lin)
             log_1m_pi = -pm.math.log1pexp(lin)
             lag_dist = pm.Normal.dist(lag_mu, lag_sd)
+            term_dist = pm.Normal.dist(term_mu, term_sd)
+
+            def log_interval(dist, idx):
+                lo = np.log(np.maximum(data.lag_lower[idx], 1e-6))
+                hi = np.log(data.lag_upper[idx])
+                return pm.math.logdiffexp(pm.logcdf(dist, hi), pm.logcdf(dist, lo))
+
             terms = []
             event = np.flatnonzero(data.status == 0)
             if event.size:
-                lo = np.log(np.maximum(data.lag_lower[event], 1e-6))
-                hi = np.log(data.lag_upper[event])
-                log_f_hi = pm.logcdf(lag_dist, hi)
-                log_f_lo = pm.logcdf(lag_dist, lo)
-                terms.append(log_pi[event] + pm.math.logdiffexp(log_f_hi, log_f_lo))
+                terms.append(log_pi[event] + log_interval(lag_dist, event))
             terminated = np.flatnonzero(data.status == 1)
             if terminated.size:
-                terms.append(log_1m_pi[terminated])
+                terms.append(log_1m_pi[terminated] + log_interval(term_dist, terminated))
             open_ = np.flatnonzero(data.status == 2)
             if open_.size:
-                log_surv = pm.logccdf(lag_dist, np.log(data.age[open_]))
-                terms.append(pt.logaddexp(log_1m_pi[open_], log_pi[open_] + log_surv))
+                log_age = np.log(data.age[open_])
+                terms.append(
+                    pt.logaddexp(
+                        log_1m_pi[open_] + pm.logccdf(term_dist, log_age),
+                        log_pi[open_] + pm.logccdf(lag_dist, log_age),
+                    )
+                )
             pm.Potential("loglik_projects", pt.sum(pt.concatenate(terms)))
         if data.window_y.size:
             p = pm.math.sigmoid(eta_window[data.window_category])
@@ -219,6 +243,46 @@ def build_model(data: CaseData, priors: PriorParameters):
                     data.window_y * pt.log(p_window) + (1 - data.window_y) * pt.log1p(-p_window)
                 ),
             )
+    return model
+
+
+def build_base_rate_model(category: np.ndarray, priors: PriorParameters, y=None):
+    r"""The pooled base-rate hierarchy alone, with observed Bernoulli outcomes.
+
+    Every case is resolved (no censoring, no evidence), so case :math:`i` reaches its event
+    with probability :math:`\operatorname{logit}^{-1}\eta_{c(i)}` and
+
+    .. math:: \eta_c = m_c + s_c(\sqrt{\rho}\,u + \sqrt{1-\rho}\,z_c)
+
+    exactly as in :func:`build_model`. It is written with an observed variable ``y`` so
+    that simulation-based calibration (``simuk``) can simulate and condition on it.
+
+    Parameters
+    ----------
+    category : ndarray of int
+        Index into :data:`PROJECT_CATEGORIES` of each case.
+    priors : PriorParameters
+        Documented priors (LogitNormal base rates only).
+    y : ndarray of int, optional
+        Observed outcomes (0/1); prior predictive when omitted.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    m = np.array([priors.base_rate[c][1] for c in PROJECT_CATEGORIES])
+    s = np.array([priors.base_rate[c][2] for c in PROJECT_CATEGORIES])
+    with pm.Model(coords={"category": list(PROJECT_CATEGORIES)}) as model:
+        u = pm.Normal("u", 0.0, 1.0)
+        z = pm.Normal("z", 0.0, 1.0, dims="category")
+        rho = pm.Beta("rho", alpha=priors.rho[0], beta=priors.rho[1])
+        eta = pm.Deterministic(
+            "eta", m + s * (pt.sqrt(rho) * u + pt.sqrt(1.0 - rho) * z), dims="category"
+        )
+        pm.Bernoulli("y", logit_p=eta[np.asarray(category)], observed=y)
     return model
 
 
@@ -291,6 +355,8 @@ def fit_arrays(
         "strength": _flat(posterior, "strength"),
         "lag_log_median": _flat(posterior, "lag_log_median"),
         "lag_log_sd": _flat(posterior, "lag_log_sd"),
+        "term_log_median": _flat(posterior, "term_log_median"),
+        "term_log_sd": _flat(posterior, "term_log_sd"),
     }
     n = draws["eta"].shape[0]
     draws["rho"] = _flat(posterior, "rho") if "rho" in posterior.data_vars else np.full(n, np.nan)
@@ -360,6 +426,8 @@ def prior_predictive_draws(
         "strength": np.column_stack([draw(*priors.strength[k]) for k in KINDS]),
         "lag_log_median": draw(*priors.lag_log_median),
         "lag_log_sd": draw(*priors.lag_log_sd),
+        "term_log_median": draw(*priors.term_log_median),
+        "term_log_sd": draw(*priors.term_log_sd),
         "rho": rho,
     }
 

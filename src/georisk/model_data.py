@@ -76,6 +76,8 @@ class PriorParameters:
         Family and parameters of the prior on the log median lag (years).
     lag_log_sd : dict
         Family and parameters of the prior on the log-lag standard deviation.
+    term_log_median, term_log_sd : dict
+        The same for the time from announcement to termination of projects that fail.
     strength : dict
         Kind -> ``(family, params)`` of its strength prior.
     weights : EvidenceWeights
@@ -86,6 +88,8 @@ class PriorParameters:
     rho: tuple[float, float]
     lag_log_median: tuple[str, dict[str, float]]
     lag_log_sd: tuple[str, dict[str, float]]
+    term_log_median: tuple[str, dict[str, float]]
+    term_log_sd: tuple[str, dict[str, float]]
     strength: dict[str, tuple[str, dict[str, float]]]
     weights: EvidenceWeights
 
@@ -129,6 +133,8 @@ def prior_parameters(priors: dict) -> PriorParameters:
         rho=(float(params["alpha"]), float(params["beta"])),
         lag_log_median=_dist(priors, "lag.log_median"),
         lag_log_sd=_dist(priors, "lag.log_sd"),
+        term_log_median=_dist(priors, "lag.termination_log_median"),
+        term_log_sd=_dist(priors, "lag.termination_log_sd"),
         strength={kind: _dist(priors, f"strength.{kind}") for kind in KINDS},
         weights=EvidenceWeights.from_priors(priors),
     )
@@ -138,10 +144,11 @@ def prior_parameters(priors: dict) -> PriorParameters:
 class CaseData:
     """Reference cases as arrays, split by family.
 
-    Project cases (mixture-cure survival): ``category`` index into
-    :data:`PROJECT_CATEGORIES`, ``status`` 0 = event observed (lag in ``[lag_lower,
-    lag_upper]``), 1 = terminated (never), 2 = still open at age ``age`` (censored);
-    ``x`` the evidence design (cases x kinds).
+    Project cases (two-type mixture survival): ``category`` index into
+    :data:`PROJECT_CATEGORIES`, ``status`` 0 = event observed, 1 = terminated (both with
+    their time since announcement in ``[lag_lower, lag_upper]`` years, interval-censored
+    by date precision), 2 = still open at age ``age`` (right-censored); ``x`` the evidence
+    design (cases x kinds).
 
     Window cases: ``window_category`` index into :data:`WINDOW_CATEGORIES`, ``window_y``
     0/1, ``window_exposure`` in years.
@@ -165,6 +172,18 @@ class CaseData:
     def n_project(self) -> int:
         """Number of project cases."""
         return len(self.case_ids)
+
+
+def _lag_interval(
+    start: dt.date, end: dt.date, start_precision: str, end_precision: str
+) -> tuple[float, float]:
+    """Interval (years) that a lag between two dates of given precision lies in."""
+    lag = max(years_between(start, end), 0.0)
+    half = _HALF_WIDTH_YEARS[str(start_precision)] + _HALF_WIDTH_YEARS[str(end_precision)]
+    lo, hi = max(lag - half, 0.0), lag + half
+    if hi - lo < _MIN_INTERVAL_YEARS:
+        hi = lo + _MIN_INTERVAL_YEARS
+    return lo, hi
 
 
 def _reference_reports(reference_indicators: Iterable, weights: EvidenceWeights) -> dict:
@@ -244,18 +263,13 @@ def case_data(
         if outcome == CaseOutcome.MATERIALISED:
             assert resolved is not None
             event = period_midpoint(resolved, case.resolved_precision)
-            lag = max(years_between(announced, event), 0.0)
-            half = _HALF_WIDTH_YEARS[case.announced_precision] + _HALF_WIDTH_YEARS[
-                case.resolved_precision
-            ]
-            lo, hi = max(lag - half, 0.0), lag + half
-            if hi - lo < _MIN_INTERVAL_YEARS:
-                hi = lo + _MIN_INTERVAL_YEARS
+            lo, hi = _lag_interval(announced, event, case.announced_precision, case.resolved_precision)
             status, age, evidence_date = 0, np.nan, event
         elif outcome == CaseOutcome.NOT_MATERIALISED:
             assert resolved is not None
-            status, lo, hi, age = 1, np.nan, np.nan, np.nan
-            evidence_date = period_midpoint(resolved, case.resolved_precision)
+            end = period_midpoint(resolved, case.resolved_precision)
+            lo, hi = _lag_interval(announced, end, case.announced_precision, case.resolved_precision)
+            status, age, evidence_date = 1, np.nan, end
         else:
             status, lo, hi = 2, np.nan, np.nan
             age = max(years_between(announced, last_observed), _MIN_INTERVAL_YEARS)

@@ -38,7 +38,16 @@ from georisk.model_data import PROJECT_CATEGORIES, WINDOW_CATEGORIES
 
 __all__ = ["Posterior", "fit_id_for", "default_posterior_dir", "load_posterior", "load_or_fit"]
 
-_DRAW_KEYS = ("eta", "eta_window", "strength", "lag_log_median", "lag_log_sd", "rho")
+_DRAW_KEYS = (
+    "eta",
+    "eta_window",
+    "strength",
+    "lag_log_median",
+    "lag_log_sd",
+    "term_log_median",
+    "term_log_sd",
+    "rho",
+)
 
 
 def default_posterior_dir(ws) -> Path:
@@ -94,7 +103,8 @@ class Posterior:
         Hash of the fit's inputs (see :func:`fit_id_for`).
     draws : dict of ndarray
         ``eta`` (draws x project categories), ``eta_window`` (draws x window categories),
-        ``strength`` (draws x kinds), ``lag_log_median``, ``lag_log_sd``, ``rho`` (draws).
+        ``strength`` (draws x kinds), ``lag_log_median``, ``lag_log_sd``,
+        ``term_log_median``, ``term_log_sd``, ``rho`` (draws).
     diagnostics : DiagnosticsReport
         Convergence checks of the fit.
     meta : dict

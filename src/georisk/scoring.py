@@ -24,11 +24,12 @@ date, with horizon :math:`H` years after announcement and evidence design
 
     \eta_s = \eta_c + \sum_e s_e w_e \beta_{k(e)}, \qquad \pi_s = \operatorname{logit}^{-1}\eta_s
 
-    P_s = \frac{\pi_s\,(F(H) - F(a))}{(1 - \pi_s) + \pi_s\,S(a)}
+    P_s = \frac{\pi_s\,(F(H) - F(a))}{(1 - \pi_s)\,R(a) + \pi_s\,S(a)}
 
-— the probability that the event happens in :math:`(a, H]` given that it has not happened by
-:math:`a` (Bayes' rule on the mixture-cure model; :math:`F`, :math:`S` the lag CDF and
-survival function). For a **window** scenario with remaining exposure :math:`L` years,
+— the probability that the event happens in :math:`(a, H]` given that the project is still
+open at :math:`a` (neither done nor terminated): Bayes' rule on the two-type mixture model
+of :mod:`georisk.model`, with :math:`F, S` the CDF and survival function of the lag to the
+event and :math:`R` the survival function of the time to termination. For a **window** scenario with remaining exposure :math:`L` years,
 :math:`P_s = 1 - (1 - \operatorname{logit}^{-1}\eta_s)^L`.
 
 Contributions that add up exactly
@@ -154,11 +155,17 @@ def lag_cdf(t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray
 
 
 def project_probability(
-    eta: np.ndarray, age: np.ndarray | float, horizon_age: np.ndarray | float, mu, sd
+    eta: np.ndarray,
+    age: np.ndarray | float,
+    horizon_age: np.ndarray | float,
+    mu,
+    sd,
+    term_mu,
+    term_sd,
 ) -> np.ndarray:
-    r"""Probability that a project reaches its event in (age, horizon], given not yet.
+    r"""Probability that a project reaches its event in (age, horizon], given still open.
 
-    .. math:: P = \frac{\pi (F(H) - F(a))}{(1-\pi) + \pi (1 - F(a))}
+    .. math:: P = \frac{\pi (F(H) - F(a))}{(1-\pi) (1 - G(a)) + \pi (1 - F(a))}
 
     Parameters
     ----------
@@ -167,7 +174,9 @@ def project_probability(
     age, horizon_age : float or ndarray
         Years since announcement at the as-of date and at the horizon.
     mu, sd : ndarray
-        Lag distribution draws.
+        Draws of the lag-to-event distribution (log-median, log-sd).
+    term_mu, term_sd : ndarray
+        Draws of the time-to-termination distribution.
 
     Returns
     -------
@@ -177,7 +186,8 @@ def project_probability(
     pi = expit(eta)
     f_a = lag_cdf(age, mu, sd)
     f_h = lag_cdf(horizon_age, mu, sd)
-    return pi * (f_h - f_a) / ((1.0 - pi) + pi * (1.0 - f_a))
+    g_a = lag_cdf(age, term_mu, term_sd)
+    return pi * (f_h - f_a) / ((1.0 - pi) * (1.0 - g_a) + pi * (1.0 - f_a))
 
 
 def window_probability(eta: np.ndarray, exposure: np.ndarray | float) -> np.ndarray:
@@ -262,9 +272,16 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     event_terms = x @ beta.T if len(ev.events) else np.zeros((0, base.shape[0]))
     eta = base + event_terms.sum(axis=0)
     if ev.family == "project":
-        mu, sd = d["lag_log_median"], d["lag_log_sd"]
-        p = project_probability(eta, ev.age, ev.horizon_age, mu, sd)
-        p_base = project_probability(base, ev.age, ev.horizon_age, mu, sd)
+        timing = (
+            ev.age,
+            ev.horizon_age,
+            d["lag_log_median"],
+            d["lag_log_sd"],
+            d["term_log_median"],
+            d["term_log_sd"],
+        )
+        p = project_probability(eta, *timing)
+        p_base = project_probability(base, *timing)
     else:
         p = window_probability(eta, ev.exposure)
         p_base = window_probability(base, ev.exposure)

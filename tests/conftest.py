@@ -1,0 +1,22 @@
+"""Shared fixtures of the georisk test-suite."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from helpers import TODAY, write_mini_workspace
+
+
+@pytest.fixture
+def today() -> date:
+    """The fixed 'today' of the test-suite (the mini workspace is valid on this date)."""
+    return TODAY
+
+
+@pytest.fixture
+def mini_workspace(tmp_path: Path) -> Path:
+    """A fresh, valid mini workspace in a temporary directory."""
+    return write_mini_workspace(tmp_path / "ws")
