@@ -20,3 +20,33 @@ def today() -> date:
 def mini_workspace(tmp_path: Path) -> Path:
     """A fresh, valid mini workspace in a temporary directory."""
     return write_mini_workspace(tmp_path / "ws")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--run-slow`` runs the real MCMC fits, SBC, notebooks and browser tests too."""
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (real fits, SBC, notebooks, browser); CI does",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip slow tests unless ``--run-slow`` is given (they always run in CI)."""
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure a test opened (only if matplotlib was imported)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

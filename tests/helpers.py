@@ -145,22 +145,18 @@ def mini_priors() -> dict[str, list[dict]]:
         for category in REFERENCE_CATEGORIES
     ]
     evidence = []
-    for kind, sign in _KIND_SIGN.items():
+    for kind in _KIND_SIGN:
         assert kind in INDICATOR_KINDS
         evidence.append(
             {
                 "name": f"strength.{kind}",
                 "parameter": f"beta[{kind}]",
-                "distribution": {"family": "Normal", "params": {"mu": 0.4 * sign, "sigma": 0.5}},
+                "distribution": {"family": "Gamma", "params": {"alpha": 2.5, "beta": 4.7}},
                 **_common(
-                    f"90% sure one {kind} report shifts the log-odds by -0.4 to 1.2 in its "
-                    "usual direction.",
+                    f"90% sure one fully reliable {kind} event moves the log-odds by 0.05 to "
+                    "1.0 in the direction of its link.",
                     "maxent",
-                    {
-                        "lower": min(-0.4 * sign, 1.2 * sign),
-                        "upper": max(-0.4 * sign, 1.2 * sign),
-                        "mass": 0.9,
-                    },
+                    {"lower": 0.05, "upper": 1.0, "mass": 0.9},
                 ),
             }
         )
@@ -222,6 +218,28 @@ def mini_priors() -> dict[str, list[dict]]:
             "unit": "log years",
             **_common(
                 "90% sure the spread of log lags is below 1.3.",
+                "maxent",
+                {"lower": 0.0, "upper": 1.3, "mass": 0.9},
+            ),
+        },
+        {
+            "name": "lag.termination_log_median",
+            "parameter": "term_log_median",
+            "distribution": {"family": "Normal", "params": {"mu": 1.2, "sigma": 0.6}},
+            "unit": "log years",
+            **_common(
+                "90% sure the median time to cancellation is between 1 and 9 years.",
+                "maxent",
+                {"lower": 0.0, "upper": 2.2, "mass": 0.9},
+            ),
+        },
+        {
+            "name": "lag.termination_log_sd",
+            "parameter": "term_log_sd",
+            "distribution": {"family": "HalfNormal", "params": {"sigma": 0.8}},
+            "unit": "log years",
+            **_common(
+                "90% sure the spread of log times to cancellation is below 1.3.",
                 "maxent",
                 {"lower": 0.0, "upper": 1.3, "mass": 0.9},
             ),

@@ -42,7 +42,7 @@ def test_validate_valid_workspace(runner: CliRunner, mini_workspace: Path) -> No
     result = runner.invoke(app, ["validate", str(mini_workspace), *TODAY_ARGS])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("valid: 2 sources, 5 indicators (4 events), 2 scenarios")
-    assert "36 priors" in result.stdout and "4 reference cases" in result.stdout
+    assert "38 priors" in result.stdout and "4 reference cases" in result.stdout
     assert result.stderr == ""
 
 

@@ -43,7 +43,8 @@ def cases(category, status, lo=None, hi=None, age=None, x=None) -> CaseData:
     nan = np.full(n, np.nan)
     return CaseData(
         case_ids=tuple(f"c{i}" for i in range(n)),
-        category=np.full(n, PROJECT_CATEGORIES.index(category)) if isinstance(category, str)
+        category=np.full(n, PROJECT_CATEGORIES.index(category))
+        if isinstance(category, str)
         else np.asarray(category),
         status=np.asarray(status),
         lag_lower=nan if lo is None else np.asarray(lo, dtype=float),
@@ -131,8 +132,12 @@ def test_recovery_of_base_rates_and_strengths():
     lo = np.where(status < 2, np.floor(t), np.nan)
     hi = np.where(status < 2, np.floor(t) + 1.0, np.nan)
     data = cases(
-        [PROJECT_CATEGORIES.index(c) for c in cats], status, lo, hi,
-        np.where(status == 2, age, np.nan), x,
+        [PROJECT_CATEGORIES.index(c) for c in cats],
+        status,
+        lo,
+        hi,
+        np.where(status == 2, age, np.nan),
+        x,
     )
     result = fit_arrays(data, priors(), FAST)
     for c, true in truth_eta.items():
@@ -153,8 +158,7 @@ def test_gate_flags_an_unconverged_fit():
     status = [0, 1, 2, 0]
     bad = SamplerConfig(draws=20, tune=10, chains=2, sampler="pymc", seed=1, cores=1)
     result = fit_arrays(
-        cases("hydro", status, [1, 2, np.nan, 3], [2, 3, np.nan, 4],
-              [np.nan, np.nan, 5, np.nan]),
+        cases("hydro", status, [1, 2, np.nan, 3], [2, 3, np.nan, 4], [np.nan, np.nan, 5, np.nan]),
         priors(),
         bad,
     )

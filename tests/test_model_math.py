@@ -38,6 +38,7 @@ from georisk.scoring import (
 )
 
 AS_OF = dt.date(2026, 11, 25)
+LOG5 = float(np.log(5.0))
 WEIGHTS = EvidenceWeights(
     reliability={"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2, "F": 0.5},
     credibility={1: 1.0, 2: 0.8, 3: 0.6, 4: 0.3, 5: 0.1, 6: 0.5},
@@ -46,7 +47,7 @@ WEIGHTS = EvidenceWeights(
 
 
 def degenerate_posterior(
-    *, eta=0.0, eta_window=0.0, strength=1.0, lag_mu=np.log(5.0), lag_sd=0.5, n=4
+    *, eta=0.0, eta_window=0.0, strength=1.0, lag_mu=LOG5, lag_sd=0.5, n=4
 ) -> Posterior:
     """A posterior whose draws are all equal: scores become exact closed-form numbers."""
     strengths = np.broadcast_to(np.asarray(strength, dtype=float), (len(KINDS),))
@@ -153,7 +154,9 @@ def test_soft_evidence_equals_exact_bayes_by_hand():
     """
     prior_p = 0.3
     posterior = degenerate_posterior(eta_window=np.log(prior_p / (1 - prior_p)), strength=np.log(4))
-    ev = scenario_evidence(window_scenario(), [report(reliability=0.8)], as_of=AS_OF, weights=WEIGHTS)
+    ev = scenario_evidence(
+        window_scenario(), [report(reliability=0.8)], as_of=AS_OF, weights=WEIGHTS
+    )
     exposure = 365 / 365.25  # 2026-11-25 to 2027-11-25 in years of 365.25 days
     assert ev.exposure == pytest.approx(exposure, rel=1e-12)
     d = scenario_draws(ev, posterior)
@@ -260,7 +263,9 @@ def test_older_fading_evidence_moves_less(a1, a2, r):
     kind = "russian_pressure"  # fades (half-life 365 days here)
 
     def move(age):
-        return p_with([report(kind=kind, date=AS_OF - dt.timedelta(days=age), reliability=r)]) - base
+        return (
+            p_with([report(kind=kind, date=AS_OF - dt.timedelta(days=age), reliability=r)]) - base
+        )
 
     assert move(old) <= move(young) + 1e-15
 

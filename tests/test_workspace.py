@@ -497,7 +497,7 @@ def test_no_priors_at_all_is_one_problem(mini_workspace: Path) -> None:
         path.unlink()
     problems = problems_of(mini_workspace)
     assert [p for p in problems if p.file == "priors/"] == [
-        the_problem(problems, "priors/", None, "name", "all 36 required priors")
+        the_problem(problems, "priors/", None, "name", "all 38 required priors")
     ]
 
 

@@ -51,8 +51,15 @@ def load_workspace(path=".", *, today: _dt.date | None = None) -> Workspace:
     return _load(path, today=today)
 
 
-def fit(ws: Workspace, *, config=None, include_unverified: bool = False, as_of=None,
-        progressbar: bool = False, store: bool = True) -> Posterior:
+def fit(
+    ws: Workspace,
+    *,
+    config=None,
+    include_unverified: bool = False,
+    as_of=None,
+    progressbar: bool = False,
+    store: bool = True,
+) -> Posterior:
     """Fit the model on the workspace's reference cases and store the posterior.
 
     Parameters
@@ -91,8 +98,14 @@ def fit(ws: Workspace, *, config=None, include_unverified: bool = False, as_of=N
     return posterior
 
 
-def load_posterior(ws: Workspace, *, config=None, include_unverified: bool = False,
-                   as_of=None, progressbar: bool = False) -> Posterior:
+def load_posterior(
+    ws: Workspace,
+    *,
+    config=None,
+    include_unverified: bool = False,
+    as_of=None,
+    progressbar: bool = False,
+) -> Posterior:
     """Reuse the stored posterior for the workspace's current inputs, fitting if needed."""
     from georisk.posterior import load_or_fit
 

@@ -27,6 +27,7 @@ library calls in ``with user_errors():`` so that georisk errors become exit code
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -281,6 +282,60 @@ def _print_ledger(df: pd.DataFrame) -> None:
             )
         )
     _out().print(table)
+
+
+@app.command()
+def priors(
+    workspace: WorkspaceArg = Path("."),
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Write the table as CSV to stdout.")
+    ] = False,
+    docs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Regenerate <DOCS>/priors.md and its density figures from the priors.",
+            metavar="DIR",
+        ),
+    ] = None,
+    today: TodayOpt = None,
+) -> None:
+    """Show every documented prior: distribution, 90% interval, elicitation, references."""
+    ws = open_workspace(workspace, today)
+    from georisk.priors import prior_table, write_priors_doc
+
+    with user_errors():
+        table = prior_table(ws.priors)
+        if docs is not None:
+            path = write_priors_doc(ws.priors, docs, references=ws.references)
+            typer.echo(f"wrote {path}", err=True)
+    if as_csv:
+        from georisk.exports import to_safe_csv
+
+        to_safe_csv(table, sys.stdout)
+        return
+    out = Table(title=f"Priors of {workspace} ({len(table)})", show_lines=False)
+    for column in ("name", "distribution", "mean", "90% interval", "elicitation"):
+        out.add_column(column, overflow="fold")
+    for row in table.itertuples(index=False):
+        interval = "" if row.q05 != row.q05 else f"{row.q05:.3g} to {row.q95:.3g}"
+        unit = "" if row.scale in ("probability", "") else f" {row.scale}"
+        out.add_row(
+            Text(row.name),
+            Text(row.distribution),
+            Text(f"{row.mean:.3g}{unit}"),
+            Text(interval),
+            Text(row.elicitation),
+        )
+    _out().print(out)
+
+
+# Commands that live in their own modules (one module per area) register themselves on
+# ``app`` when imported here. Such modules must keep heavy imports (PyMC, ArviZ, matplotlib,
+# DuckDB) inside their command functions so that ``georisk --help`` and a warm
+# ``georisk score`` stay fast.
+_COMMAND_MODULES: tuple[str, ...] = ()
+for _module in _COMMAND_MODULES:
+    importlib.import_module(_module)
 
 
 def main() -> None:

@@ -156,7 +156,8 @@ def build_model(data: CaseData, priors: PriorParameters):
     pymc.Model
         Free variables ``u``, ``z``, ``rho`` (pooled categories), ``p_unpooled`` (Beta
         categories), ``z_window_<c>`` or ``p_window_<c>``, ``lag_log_median``,
-        ``lag_log_sd``, ``term_log_median``, ``term_log_sd``, ``strength_<kind>``; deterministic ``eta`` (project categories),
+        ``lag_log_sd``, ``term_log_median``, ``term_log_sd``, ``strength_<kind>``;
+        deterministic ``eta`` (project categories),
         ``eta_window`` and ``strength``.
     """
     import pymc as pm
@@ -177,9 +178,7 @@ def build_model(data: CaseData, priors: PriorParameters):
             u = pm.Normal("u", 0.0, 1.0)
             z = pm.Normal("z", 0.0, 1.0, shape=len(pooled))
             rho = pm.Beta("rho", alpha=priors.rho[0], beta=priors.rho[1])
-            eta = pt.set_subtensor(
-                eta[pooled], m + s * (pt.sqrt(rho) * u + pt.sqrt(1.0 - rho) * z)
-            )
+            eta = pt.set_subtensor(eta[pooled], m + s * (pt.sqrt(rho) * u + pt.sqrt(1.0 - rho) * z))
         if unpooled:
             a = np.array([priors.base_rate[PROJECT_CATEGORIES[i]][1] for i in unpooled])
             b = np.array([priors.base_rate[PROJECT_CATEGORIES[i]][2] for i in unpooled])
@@ -200,9 +199,7 @@ def build_model(data: CaseData, priors: PriorParameters):
         lag_sd = _prior_rv(pm, "lag_log_sd", *priors.lag_log_sd)
         term_mu = _prior_rv(pm, "term_log_median", *priors.term_log_median)
         term_sd = _prior_rv(pm, "term_log_sd", *priors.term_log_sd)
-        strengths = [
-            _prior_rv(pm, f"strength_{k}", *priors.strength[k]) for k in KINDS
-        ]
+        strengths = [_prior_rv(pm, f"strength_{k}", *priors.strength[k]) for k in KINDS]
         beta = pm.Deterministic("strength", pt.stack(strengths), dims="kind")
 
         if data.n_project:
@@ -247,7 +244,7 @@ def build_model(data: CaseData, priors: PriorParameters):
 
 
 def build_base_rate_model(category: np.ndarray, priors: PriorParameters, y=None):
-    r"""The pooled base-rate hierarchy alone, with observed Bernoulli outcomes.
+    r"""Build the pooled base-rate hierarchy alone, with observed Bernoulli outcomes.
 
     Every case is resolved (no censoring, no evidence), so case :math:`i` reaches its event
     with probability :math:`\operatorname{logit}^{-1}\eta_{c(i)}` and

@@ -20,8 +20,8 @@ import numpy as np
 
 from georisk.evidence import (
     KINDS,
-    EvidenceWeights,
     EventEvidence,
+    EvidenceWeights,
     Report,
     aggregate_events,
     design_row,
@@ -128,6 +128,15 @@ def prior_parameters(priors: dict) -> PriorParameters:
     family, params = _dist(priors, "pooling.rho")
     if family != "Beta":
         raise ValueError(f"prior 'pooling.rho' must be a Beta. Got {family!r}.")
+    strength = {kind: _dist(priors, f"strength.{kind}") for kind in KINDS}
+    positive = {"Gamma", "HalfNormal", "LogNormal", "Exponential"}
+    for kind, (family, _) in strength.items():
+        if family not in positive:
+            raise ValueError(
+                f"prior 'strength.{kind}' must have positive support (one of {sorted(positive)}): "
+                "a strength is a size, its sign comes from the link's direction. "
+                f"Got {family!r}."
+            )
     return PriorParameters(
         base_rate=base,
         rho=(float(params["alpha"]), float(params["beta"])),
@@ -135,7 +144,7 @@ def prior_parameters(priors: dict) -> PriorParameters:
         lag_log_sd=_dist(priors, "lag.log_sd"),
         term_log_median=_dist(priors, "lag.termination_log_median"),
         term_log_sd=_dist(priors, "lag.termination_log_sd"),
-        strength={kind: _dist(priors, f"strength.{kind}") for kind in KINDS},
+        strength=strength,
         weights=EvidenceWeights.from_priors(priors),
     )
 
@@ -263,12 +272,16 @@ def case_data(
         if outcome == CaseOutcome.MATERIALISED:
             assert resolved is not None
             event = period_midpoint(resolved, case.resolved_precision)
-            lo, hi = _lag_interval(announced, event, case.announced_precision, case.resolved_precision)
+            lo, hi = _lag_interval(
+                announced, event, case.announced_precision, case.resolved_precision
+            )
             status, age, evidence_date = 0, np.nan, event
         elif outcome == CaseOutcome.NOT_MATERIALISED:
             assert resolved is not None
             end = period_midpoint(resolved, case.resolved_precision)
-            lo, hi = _lag_interval(announced, end, case.announced_precision, case.resolved_precision)
+            lo, hi = _lag_interval(
+                announced, end, case.announced_precision, case.resolved_precision
+            )
             status, age, evidence_date = 1, np.nan, end
         else:
             status, lo, hi = 2, np.nan, np.nan
@@ -309,7 +322,7 @@ def case_data(
 
 
 def scenario_reports(ws, weights: EvidenceWeights) -> dict[str, list[Report]]:
-    """Reports bearing on each scenario, from the ledger's indicator-scenario links.
+    """Collect the reports bearing on each scenario from the ledger's indicator links.
 
     A report is known from its source's publication date (or the event date, if later);
     its event date is the midpoint of the event's period, but never after the date it was

@@ -55,7 +55,9 @@ def default_posterior_dir(ws) -> Path:
     return Path(ws.root) / ".georisk" / "posteriors"
 
 
-def fit_id_for(ws, *, config, include_unverified: bool = False, as_of: dt.date | None = None) -> str:
+def fit_id_for(
+    ws, *, config, include_unverified: bool = False, as_of: dt.date | None = None
+) -> str:
     """Hash of everything a posterior depends on.
 
     Parameters

@@ -172,7 +172,8 @@ def _check_credibility(v: int) -> int:
 def _check_kind(v: str) -> str:
     if v not in INDICATOR_KINDS:
         raise ValueError(
-            f"must be one of {sorted(INDICATOR_KINDS)}. Got {v!r}{suggest(v, list(INDICATOR_KINDS))}."
+            f"must be one of {sorted(INDICATOR_KINDS)}. "
+            f"Got {v!r}{suggest(v, list(INDICATOR_KINDS))}."
         )
     return v
 
@@ -432,9 +433,7 @@ class ReferenceCase(_Closed):
         if self.outcome != CaseOutcome.ONGOING and self.resolved is None:
             raise ValueError(f"outcome {self.outcome.value!r} needs a 'resolved' date.")
         if self.resolved is not None and self.resolved < self.announced:
-            raise ValueError(
-                f"resolved ({self.resolved}) is before announced ({self.announced})."
-            )
+            raise ValueError(f"resolved ({self.resolved}) is before announced ({self.announced}).")
         if self.last_observed < self.announced:
             raise ValueError(
                 f"last_observed ({self.last_observed}) is before announced ({self.announced})."
@@ -481,4 +480,3 @@ class ReferenceIndicator(_Closed):
         if v not in SOURCE_RELIABILITY:
             raise ValueError(f"must be one of {sorted(SOURCE_RELIABILITY)}. Got {v!r}.")
         return v
-

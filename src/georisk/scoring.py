@@ -29,7 +29,8 @@ date, with horizon :math:`H` years after announcement and evidence design
 — the probability that the event happens in :math:`(a, H]` given that the project is still
 open at :math:`a` (neither done nor terminated): Bayes' rule on the two-type mixture model
 of :mod:`georisk.model`, with :math:`F, S` the CDF and survival function of the lag to the
-event and :math:`R` the survival function of the time to termination. For a **window** scenario with remaining exposure :math:`L` years,
+event and :math:`R` the survival function of the time to termination. For a **window**
+scenario with remaining exposure :math:`L` years,
 :math:`P_s = 1 - (1 - \operatorname{logit}^{-1}\eta_s)^L`.
 
 Contributions that add up exactly
@@ -126,7 +127,7 @@ def expit(x: np.ndarray) -> np.ndarray:
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds :math:`\\log p - \\log(1-p)`."""
+    r"""Log-odds :math:`\log p - \log(1-p)`."""
     p = np.asarray(p, dtype=float)
     with np.errstate(divide="ignore"):
         return np.log(p) - np.log1p(-p)
@@ -455,4 +456,3 @@ def score(ws, posterior, *, as_of: dt.date | None = None) -> pd.DataFrame:
     pandas.DataFrame
     """
     return score_run(ws, posterior, as_of=as_of).scores
-

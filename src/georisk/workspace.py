@@ -141,15 +141,21 @@ def required_prior_names() -> tuple[str, ...]:
     tuple of str
         ``base_rate.<category>`` for every reference category, ``strength.<kind>`` and
         ``half_life.<kind>`` for every indicator kind, ``weight.reliability.<A-F>``,
-        ``weight.credibility.<1-6>``, ``pooling.rho``, ``lag.log_median`` and
-        ``lag.log_sd``.
+        ``weight.credibility.<1-6>``, ``pooling.rho``, ``lag.log_median``, ``lag.log_sd``,
+        ``lag.termination_log_median`` and ``lag.termination_log_sd``.
     """
     names = [f"base_rate.{c}" for c in REFERENCE_CATEGORIES]
     names += [f"strength.{k}" for k in INDICATOR_KINDS]
     names += [f"half_life.{k}" for k in INDICATOR_KINDS]
     names += [f"weight.reliability.{g}" for g in SOURCE_RELIABILITY]
     names += [f"weight.credibility.{c}" for c in INFO_CREDIBILITY]
-    names += ["pooling.rho", "lag.log_median", "lag.log_sd"]
+    names += [
+        "pooling.rho",
+        "lag.log_median",
+        "lag.log_sd",
+        "lag.termination_log_median",
+        "lag.termination_log_sd",
+    ]
     return tuple(names)
 
 
@@ -1366,7 +1372,7 @@ def _cross_checks(
                 f"no priors found: all {len(missing)} required priors are missing "
                 "(base_rate.<category>, strength.<kind>, half_life.<kind>, "
                 "weight.reliability.<A-F>, weight.credibility.<1-6>, pooling.rho, "
-                "lag.log_median, lag.log_sd).",
+                "lag.log_median, lag.log_sd, lag.termination_log_median, lag.termination_log_sd).",
             )
         else:
             for name in missing:
