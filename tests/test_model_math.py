@@ -124,6 +124,16 @@ def test_fade_half_life_and_no_fading():
         fade(-1.0, 365.0)
 
 
+def test_period_end():
+    from georisk.evidence import period_end
+
+    assert period_end(dt.date(2024, 5, 1), "month") == dt.date(2024, 5, 31)
+    assert period_end(dt.date(2024, 12, 1), "month") == dt.date(2024, 12, 31)
+    assert period_end(dt.date(2024, 2, 1), "month") == dt.date(2024, 2, 29)
+    assert period_end(dt.date(2024, 1, 1), "year") == dt.date(2024, 12, 31)
+    assert period_end(dt.date(2024, 5, 27), "day") == dt.date(2024, 5, 27)
+
+
 def test_period_midpoint():
     assert period_midpoint(dt.date(2024, 5, 1), "month") == dt.date(2024, 5, 15)
     assert period_midpoint(dt.date(2024, 1, 1), "year") == dt.date(2024, 7, 1)

@@ -50,6 +50,7 @@ from georisk.vocab import INDICATOR_KINDS
 
 __all__ = [
     "KINDS",
+    "period_end",
     "Report",
     "EventEvidence",
     "EvidenceWeights",
@@ -89,6 +90,34 @@ def period_midpoint(date: dt.date, precision: str) -> dt.date:
         return dt.date(date.year, date.month, 15)
     if precision == "year":
         return dt.date(date.year, 7, 1)
+    raise ValueError(f"precision must be one of 'day', 'month', 'year'. Got {precision!r}.")
+
+
+def period_end(date: dt.date, precision: str) -> dt.date:
+    """Return the last day of the period a date stands for.
+
+    A source published "in May 2024" (month precision, written 2024-05-01) may have appeared
+    on any day of May; an as-of assessment can only be sure it was known from 31 May.
+
+    Parameters
+    ----------
+    date : datetime.date
+        First day of the period (any day for day precision).
+    precision : {"day", "month", "year"}
+        How precisely the date is known.
+
+    Returns
+    -------
+    datetime.date
+    """
+    precision = str(precision)
+    if precision == "day":
+        return date
+    if precision == "month":
+        following = dt.date(date.year + date.month // 12, date.month % 12 + 1, 1)
+        return following - dt.timedelta(days=1)
+    if precision == "year":
+        return dt.date(date.year, 12, 31)
     raise ValueError(f"precision must be one of 'day', 'month', 'year'. Got {precision!r}.")
 
 

@@ -25,6 +25,7 @@ from georisk.evidence import (
     Report,
     aggregate_events,
     design_row,
+    period_end,
     period_midpoint,
     report_reliability,
 )
@@ -324,9 +325,11 @@ def case_data(
 def scenario_reports(ws, weights: EvidenceWeights) -> dict[str, list[Report]]:
     """Collect the reports bearing on each scenario from the ledger's indicator links.
 
-    A report is known from its source's publication date (or the event date, if later);
-    its event date is the midpoint of the event's period, but never after the date it was
-    known.
+    A report is known from the last day its source may have been published (the end of the
+    publication's month or year when only that is known, but no later than today), or from
+    the event date if later; its event date is the midpoint of the event's period, but never
+    after the date it was known. An as-of score therefore never counts a report that might
+    not yet have been published.
 
     Parameters
     ----------
@@ -340,10 +343,12 @@ def scenario_reports(ws, weights: EvidenceWeights) -> dict[str, list[Report]]:
     dict
         Scenario id -> list of :class:`georisk.evidence.Report`.
     """
+    today = dt.date.today()
     out: dict[str, list[Report]] = {sid: [] for sid in ws.scenarios}
     for ind in ws.indicators:
         source = ws.sources[ind.source_id]
-        known = max(source.published, ind.event_date)
+        published = min(period_end(source.published, source.date_precision), today)
+        known = max(published, ind.event_date)
         event = min(period_midpoint(ind.event_date, ind.date_precision), known)
         reliability = report_reliability(source.reliability, ind.credibility, weights)
         for link in ind.links:

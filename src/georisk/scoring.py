@@ -65,6 +65,8 @@ from georisk.schemas import ScenarioStatus
 __all__ = [
     "ICD203_BANDS",
     "QUANTILES",
+    "SCORE_COLUMNS",
+    "CONTRIBUTION_COLUMNS",
     "ScoreRun",
     "icd203_band",
     "lag_cdf",
@@ -90,6 +92,22 @@ ICD203_BANDS: tuple[tuple[str, float, float], ...] = (
 """ICD 203 (US Intelligence Community Directive 203, 2015) expressions of likelihood."""
 
 QUANTILES = (0.025, 0.10, 0.50, 0.90, 0.975)
+
+SCORE_COLUMNS = [
+    "scenario_id", "title", "reference_class", "family", "as_of", "horizon", "p_mean",
+    "p_median", "p_q0.025", "p_q0.10", "p_q0.90", "p_q0.975", "p_base_mean", "p_base_q0.10",
+    "p_base_q0.90", "logodds_mean", "evidence_logodds_mean", "evidence_logodds_q0.10",
+    "evidence_logodds_q0.90", "evidence_share", "icd203", "band_straddle", "n_events",
+    "n_indicators", "top_drivers", "strengths", "note", "fit_id", "diagnostics",
+]  # fmt: skip
+"""Columns of the scores table, in order."""
+
+CONTRIBUTION_COLUMNS = [
+    "scenario_id", "term", "term_type", "kind", "direction", "event_date", "indicator_ids",
+    "confidence", "fading", "weight", "strength_source", "logodds_mean", "logodds_q0.025",
+    "logodds_q0.10", "logodds_q0.90", "logodds_q0.975",
+]  # fmt: skip
+"""Columns of the contributions table, in order."""
 
 
 def icd203_band(p: float) -> str:
@@ -329,8 +347,8 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
         scenario = ws.scenarios[sid]
         if scenario.status != ScenarioStatus.OPEN:
             continue
-        if as_of < scenario.opened and as_of < (scenario.announced or scenario.opened):
-            continue
+        if scenario.family == "project" and scenario.announced and as_of < scenario.announced:
+            continue  # the project did not exist yet: nothing to score
         if as_of >= scenario.horizon:
             rows.append(
                 {
@@ -418,8 +436,8 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
                 "diagnostics": status,
             }
         )
-    scores = pd.DataFrame(rows)
-    contributions = pd.DataFrame(contrib_rows)
+    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    contributions = pd.DataFrame(contrib_rows, columns=CONTRIBUTION_COLUMNS)
     return ScoreRun(
         scores=scores,
         contributions=contributions,
