@@ -166,3 +166,30 @@ def test_gate_flags_an_unconverged_fit():
     assert not report.converged
     assert report.status == "unconverged"
     assert any("ESS" in p for p in report.problems)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_gate_flags_an_unidentified_model():
+    """Two kinds that always occur together, with nearly flat strength priors.
+
+    Only the sum of the two strengths is identified, and a Gamma(0.001, 0.001) prior is
+    almost flat on the log scale, so each strength can drift towards zero (log towards
+    minus infinity) without bound. The gate must report the fit as unconverged rather than
+    let its scores through.
+    """
+    rng = np.random.default_rng(5)
+    n = 60
+    a, b = KINDS.index("financing_commitment"), KINDS.index("implementation_milestone")
+    x = np.zeros((n, len(KINDS)))
+    x[: n // 2, a] = x[: n // 2, b] = 1.0
+    status = rng.choice([0, 1], n)
+    t = rng.uniform(1.0, 8.0, n)
+    flat = ("Gamma", {"alpha": 1e-3, "beta": 1e-3})  # nearly flat on the log scale
+    result = fit_arrays(
+        cases("pipeline", status, np.floor(t), np.floor(t) + 1.0, None, x),
+        priors(strength={"financing_commitment": flat, "implementation_milestone": flat}),
+        SamplerConfig(draws=500, tune=500, chains=2, sampler="pymc", seed=11, cores=1),
+    )
+    report = diagnose(result.idata)
+    assert not report.converged, report
+    assert any("strength" in p for p in report.problems), report.problems
