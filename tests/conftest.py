@@ -1,4 +1,8 @@
-"""Shared fixtures of the georisk test-suite."""
+"""Shared fixtures of the georisk test-suite.
+
+The ``--run-slow`` option and the hook that skips slow tests live in the root ``conftest.py``
+(they cover the notebooks in ``notebooks/`` too).
+"""
 
 from __future__ import annotations
 
@@ -20,26 +24,6 @@ def today() -> date:
 def mini_workspace(tmp_path: Path) -> Path:
     """A fresh, valid mini workspace in a temporary directory."""
     return write_mini_workspace(tmp_path / "ws")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--run-slow`` runs the real MCMC fits, SBC, notebooks and browser tests too."""
-    parser.addoption(
-        "--run-slow",
-        action="store_true",
-        default=False,
-        help="also run tests marked slow (real fits, SBC, notebooks, browser); CI does",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip slow tests unless ``--run-slow`` is given (they always run in CI)."""
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow (CI does)")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -333,7 +333,7 @@ def priors(
 # ``app`` when imported here. Such modules must keep heavy imports (PyMC, ArviZ, matplotlib,
 # DuckDB) inside their command functions so that ``georisk --help`` and a warm
 # ``georisk score`` stay fast.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("georisk.cli_score", "georisk.cli_memo", "georisk.cli_eval")
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)
 

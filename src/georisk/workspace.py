@@ -904,13 +904,18 @@ def _parse_date(cell: str) -> dt.date | str:
 # --------------------------------------------------------------------------------------
 
 
+# libyaml's C parser when PyYAML was built with it (about 10x faster), else the pure-Python
+# one; both are the *safe* loaders: plain YAML only, no object construction.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(ld: _Loader, rel: str) -> tuple[Any, dict[tuple[Any, ...], int]] | None:
     """Parse one YAML document safely; return (data, line map) or None after a problem."""
     text = ld.read_text(rel)
     if text is None:
         return None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _SAFE_LOADER(text)
         try:
             node = loader.get_single_node()
             if node is None:
