@@ -18,7 +18,7 @@ Each sampler runs in a fresh child process with its own PyTensor compile directo
 
 For each: wall time of compile and sampling, minimum bulk ESS over the free parameters
 (``arviz.ess``; also over every variable), ESS per second of sampling, divergences, peak
-memory of the process (VmHWM) and of its largest worker process.
+memory (VmHWM) of the process and, for PyMC, of each worker process (polled from /proc).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,50 @@ def peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")  # pragma: no cover
+
+
+class ChildRss:
+    """Poll the VmHWM of this process's child processes (PyMC's workers) in a thread.
+
+    ``RUSAGE_CHILDREN`` cannot be used: on Linux a child's ``ru_maxrss`` starts from its
+    parent's resident set at fork (it survives ``exec``), so it overstates the workers.
+    """
+
+    def __init__(self, every: float = 0.25) -> None:
+        import threading
+
+        self.peaks: dict[int, float] = {}
+        self.max_concurrent_mib = 0.0  # largest sum of the workers' VmRSS at one time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _run(self, every: float) -> None:
+        me = os.getpid()
+        while not self._stop.wait(every):
+            now = 0.0
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    fields = dict(
+                        line.split(":", 1) for line in (entry / "status").read_text().splitlines()
+                    )
+                except (OSError, ValueError):
+                    continue
+                if int(fields.get("PPid", "0").strip()) == me and "VmHWM" in fields:
+                    hwm = int(fields["VmHWM"].split()[0]) / 1024
+                    pid = int(entry.name)
+                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), hwm)
+                    now += int(fields["VmRSS"].split()[0]) / 1024
+            self.max_concurrent_mib = max(self.max_concurrent_mib, now)
+
+    def __enter__(self) -> ChildRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def build(workspace: str):
@@ -113,7 +156,6 @@ def child_nutpie(workspace: str) -> dict:
         "divergences": divergences(idata),
         **ess_summary(idata, model),
         "peak_rss_mib": peak_rss_mib(),
-        "largest_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
@@ -127,7 +169,7 @@ def child_pymc(workspace: str) -> dict:
     runs = []
     for _ in range(2):
         s0 = time.perf_counter()
-        with model:
+        with model, ChildRss() as workers:
             idata = pm.sample(
                 draws=DRAWS, tune=TUNE, chains=CHAINS, cores=2, random_seed=SEED,
                 nuts_sampler="pymc", progressbar=False, target_accept=TARGET_ACCEPT,
@@ -135,6 +177,8 @@ def child_pymc(workspace: str) -> dict:
             )  # fmt: skip
         s1 = time.perf_counter()
         runs.append({"total_s": s1 - s0, "divergences": divergences(idata),
+                     "worker_peak_rss_mib": sorted(workers.peaks.values()),
+                     "workers_max_concurrent_rss_mib": workers.max_concurrent_mib,
                      **ess_summary(idata, model)})  # fmt: skip
     return {
         "sampler": "pymc",
@@ -144,7 +188,6 @@ def child_pymc(workspace: str) -> dict:
         "warm_call": runs[1],
         "n_cases": int(data.n_project + len(data.window_case_ids)),
         "peak_rss_mib": peak_rss_mib(),
-        "largest_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
@@ -195,7 +238,7 @@ def main() -> None:
     nw = row("nutpie, warm numba cache", nut_warm["compile_s"], nut_warm["sample_s"],
              nut_warm["min_ess_bulk_free"], nut_warm["divergences"], nut_warm["peak_rss_mib"])
     f, w = pymc["first_call"], pymc["warm_call"]
-    rss = max(pymc["peak_rss_mib"], pymc["largest_child_rss_mib"])
+    rss = pymc["peak_rss_mib"] + w["workers_max_concurrent_rss_mib"]
     row("PyMC NUTS, first call (C compile)", None, f["total_s"], f["min_ess_bulk_free"],
         f["divergences"], rss)
     pw = row("PyMC NUTS, second call (warm)", None, w["total_s"], w["min_ess_bulk_free"],
@@ -208,9 +251,12 @@ def main() -> None:
     print(f"a refit, compile + sample: nutpie {refit_nut:.1f} s (cold cache "
           f"{nut_cold['compile_s'] + nut_cold['sample_s']:.1f} s) vs PyMC "
           f"{w['total_s']:.1f} s warm, {f['total_s']:.1f} s first call")
-    print(f"import pymc (+nutpie) in a child: {nut_cold['import_s']:.1f} s; "
-          f"PyMC's workers' largest RSS {pymc['largest_child_rss_mib']:.0f} MiB, "
-          f"parent {pymc['peak_rss_mib']:.0f} MiB")
+    workers = ", ".join(f"{x:.0f}" for x in w["worker_peak_rss_mib"]) or "not seen"
+    print(f"import nutpie + pymc in a child: {nut_cold['import_s']:.1f} s, pymc alone "
+          f"{pymc['import_s']:.1f} s; memory (VmHWM): nutpie {nut_warm['peak_rss_mib']:.0f} "
+          f"MiB (one process), PyMC parent {pymc['peak_rss_mib']:.0f} MiB + at most "
+          f"{w['workers_max_concurrent_rss_mib']:.0f} MiB of workers at a time (each worker's "
+          f"peak: {workers} MiB; RSS column: parent + workers)")
     print(f"min bulk ESS over every variable (incl. deterministics): nutpie "
           f"{nut_warm['min_ess_bulk_all']:.0f}, PyMC {w['min_ess_bulk_all']:.0f}")
     print(f"load average at end {load_end[0]:.2f}")

@@ -92,23 +92,34 @@ def batch(draws: dict, sc: dict, **kw):
     return s.mean, s.quantiles
 
 
+CPU_LOG: list[float] = []  # process CPU seconds of each timed() call, in order
+
+
 def timed(fn, *args, **kw) -> tuple[float, object]:
+    """Wall seconds of one call (its process CPU seconds go to CPU_LOG)."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = fn(*args, **kw)
-    return time.perf_counter() - t0, out
+    wall = time.perf_counter() - t0
+    CPU_LOG.append(time.process_time() - c0)
+    return wall, out
 
 
 def side_by_side(n: int, d: int, repeats: int) -> dict:
     draws, sc = make_inputs(n, d)
     batch(draws, sc)  # load / compile the kernel
     ref_t, bat_t, bat1_t = [], [], []
+    ref_c, bat_c, bat1_c = [], [], []
     for _ in range(repeats):
         t, ref = timed(plain_reference, draws, sc)
         ref_t.append(t)
+        ref_c.append(CPU_LOG[-1])
         t, got = timed(batch, draws, sc)
         bat_t.append(t)
+        bat_c.append(CPU_LOG[-1])
         t, _ = timed(batch, draws, sc, threads=1)
         bat1_t.append(t)
+        bat1_c.append(CPU_LOG[-1])
     dm = float(np.max(np.abs(got[0] - ref[0])))
     dq = float(np.max(np.abs(got[1] - ref[1])))
     grid_draws, grid_sc = make_inputs(n, d, day_grid=True)
@@ -122,6 +133,13 @@ def side_by_side(n: int, d: int, repeats: int) -> dict:
         "batch_s": bat_t,
         "batch_1thread_s": bat1_t,
         "batch_day_grid_ages_s": grid_t,
+        "reference_cpu_s": ref_c,
+        "batch_cpu_s": bat_c,
+        "batch_1thread_cpu_s": bat1_c,
+        "reference_median_cpu_s": statistics.median(ref_c),
+        "batch_median_cpu_s": statistics.median(bat_c),
+        "batch_1thread_median_cpu_s": statistics.median(bat1_c),
+        "ratio_cpu_reference_over_batch": statistics.median(ref_c) / statistics.median(bat_c),
         "reference_median_s": statistics.median(ref_t),
         "batch_median_s": statistics.median(bat_t),
         "batch_1thread_median_s": statistics.median(bat1_t),
@@ -150,6 +168,7 @@ def one_size(n: int, d: int, repeats: int) -> dict:
     t_first, _ = timed(batch, draws, sc)  # includes importing numba + loading the cache
     rss_before = peak_rss_mib()
     times = [timed(batch, draws, sc)[0] for _ in range(repeats)]
+    cpu = CPU_LOG[-repeats:]
     tracemalloc.start()
     batch(draws, sc)
     _, peak = tracemalloc.get_traced_memory()
@@ -160,6 +179,8 @@ def one_size(n: int, d: int, repeats: int) -> dict:
         "first_call_s": t_first,
         "times_s": times,
         "median_s": statistics.median(times),
+        "cpu_s": cpu,
+        "median_cpu_s": statistics.median(cpu),
         "ns_per_scenario_draw": statistics.median(times) / (n * d) * 1e9,
         "tracemalloc_peak_mib": peak / 2**20,
         "inputs_mib": (sc["x"].nbytes + 5 * n * 8 + sum(v.nbytes for v in draws.values()))
@@ -214,16 +235,19 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} at start\n")
     sbs = side_by_side(10_000, args.draws, args.repeats)
     print(f"## 10,000 scenarios x {args.draws:,} draws (median of {args.repeats}, interleaved)")
-    print(f"{'path':<44}{'median s':>10}{'min s':>9}{'max s':>9}")
-    for name, key in (
-        ("plain float64 numpy (one matrix)", "reference_s"),
-        ("batch_probabilities (numba, 2 threads)", "batch_s"),
-        ("batch_probabilities (numba, 1 thread)", "batch_1thread_s"),
-        ("batch_probabilities, ages on a day grid", "batch_day_grid_ages_s"),
-    ):
+    print(f"{'path':<44}{'median s':>10}{'min s':>9}{'max s':>9}{'CPU s':>8}")
+    for name, key, cpu in (
+        ("plain float64 numpy (one matrix)", "reference_s", "reference_median_cpu_s"),
+        ("batch_probabilities (numba, 2 threads)", "batch_s", "batch_median_cpu_s"),
+        ("batch_probabilities (numba, 1 thread)", "batch_1thread_s",
+         "batch_1thread_median_cpu_s"),
+        ("batch_probabilities, ages on a day grid", "batch_day_grid_ages_s", None),
+    ):  # fmt: skip
         v = sbs[key]
-        print(f"{name:<44}{statistics.median(v):>10.3f}{min(v):>9.3f}{max(v):>9.3f}")
-    print(f"ratio reference / batch: {sbs['ratio_reference_over_batch']:.1f}x")
+        c = f"{sbs[cpu]:>8.3f}" if cpu else f"{'':>8}"
+        print(f"{name:<44}{statistics.median(v):>10.3f}{min(v):>9.3f}{max(v):>9.3f}{c}")
+    print(f"ratio reference / batch: {sbs['ratio_reference_over_batch']:.1f}x wall, "
+          f"{sbs['ratio_cpu_reference_over_batch']:.1f}x CPU")  # fmt: skip
     print(
         f"largest |difference|: mean {sbs['max_abs_diff_mean']:.1e}, "
         f"quantiles {sbs['max_abs_diff_quantiles']:.1e}\n"
@@ -232,12 +256,12 @@ def main() -> None:
     growth = [child(["--one-size", s, "--draws", str(args.draws), "--repeats", "3"])
               for s in args.sizes.split(",")]  # fmt: skip
     print(f"## growth, {args.draws:,} draws (each size in a fresh process, median of 3)")
-    print(f"{'scenarios':>10}{'median s':>10}{'ns/(s*d)':>10}{'tracemalloc MiB':>17}"
-          f"{'inputs MiB':>12}{'peak RSS MiB':>14}")  # fmt: skip
+    print(f"{'scenarios':>10}{'median s':>10}{'CPU s':>8}{'ns/(s*d)':>10}"
+          f"{'tracemalloc MiB':>17}{'inputs MiB':>12}{'peak RSS MiB':>14}")  # fmt: skip
     for g in growth:
-        print(f"{g['n_scenarios']:>10,}{g['median_s']:>10.3f}{g['ns_per_scenario_draw']:>10.2f}"
-              f"{g['tracemalloc_peak_mib']:>17.1f}{g['inputs_mib']:>12.1f}"
-              f"{g['peak_rss_mib']:>14.0f}")  # fmt: skip
+        print(f"{g['n_scenarios']:>10,}{g['median_s']:>10.3f}{g['median_cpu_s']:>8.3f}"
+              f"{g['ns_per_scenario_draw']:>10.2f}{g['tracemalloc_peak_mib']:>17.1f}"
+              f"{g['inputs_mib']:>12.1f}{g['peak_rss_mib']:>14.0f}")  # fmt: skip
     fresh = fresh_process_costs(args.draws)
     print("\n## one-off costs in a fresh process (100 scenarios)")
     for k, v in fresh.items():

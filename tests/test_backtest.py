@@ -497,3 +497,38 @@ def test_no_skill_claimed_when_evidence_carries_no_signal():
     s = r.scores.set_index(["design", "forecaster"]).loc[("loo", "model")]
     assert s["bss_pooled_lo"] <= 0, s
     assert math.isfinite(s["bss_pooled"]) and s["bss_pooled"] < 0.05
+
+
+def test_track_record_from_a_real_history_store(mini_workspace, today):
+    """Two stored runs, then the scenario resolves: both scores are counted."""
+    import dataclasses
+
+    history = pytest.importorskip("georisk.history")
+    from georisk.backtest import load_trajectories
+    from georisk.diagnostics import DiagnosticsReport
+    from georisk.model import prior_predictive_draws
+    from georisk.model_data import prior_parameters
+    from georisk.posterior import Posterior
+    from georisk.scoring import score_run
+    from georisk.workspace import load_workspace
+
+    ws = load_workspace(mini_workspace, today=today)
+    draws = prior_predictive_draws(prior_parameters(ws.priors), 500, np.random.default_rng(0))
+    post = Posterior("prior-draws", draws, DiagnosticsReport(True, 1.0, 4e3, 4e3, 0),
+                     meta={"sampler": {"chains": 1}})  # fmt: skip
+    store = mini_workspace / "history.duckdb"
+    with history.HistoryStore(store) as hs:
+        for as_of in (dt.date(2026, 3, 1), dt.date(2026, 6, 1)):
+            with np.errstate(all="ignore"):
+                run = score_run(ws, post, as_of=as_of)
+            hs.write_run(run, post, ws, git_commit=False)
+    sid = "uzb-npp-first-concrete"
+    resolved = ws.scenarios[sid].model_copy(update={
+        "status": "resolved-yes",
+        "resolution": Resolution(date=dt.date(2026, 9, 1), note="first concrete reported")})
+    ws = dataclasses.replace(ws, scenarios={**ws.scenarios, sid: resolved})
+    rec = track_record(ws.scenarios, load_trajectories(ws, store), today=dt.date(2026, 11, 1))
+    assert list(rec.forecasts["as_of"]) == [dt.date(2026, 3, 1), dt.date(2026, 6, 1)]
+    p = rec.forecasts["p_mean"].to_numpy()
+    assert rec.brier == pytest.approx(float(np.mean((p - 1.0) ** 2)))
+    assert set(rec.by_horizon["horizon_bin"]) == {"91-365 days"}

@@ -485,10 +485,13 @@ class _FitJob:
 
 def _run_fit_job(job: _FitJob) -> tuple[tuple, dict[str, np.ndarray], dict[str, Any], float]:
     """Fit one data set (runs in a worker process)."""
-    for name in ("pymc", "pytensor", "nutpie"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    import pymc  # noqa: F401  (pymc sets its logger's level on import: quieten it after)
+
     from georisk.diagnostics import diagnose
     from georisk.model import fit_arrays
+
+    for name in ("pymc", "pytensor", "nutpie"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -1357,9 +1360,9 @@ def load_trajectories(ws, store: Any = None) -> dict[str, pd.DataFrame]:
             f"no history store at {path}: nothing was scored yet, so there is no track record. "
             "Run `georisk score` (it stores every run), or pass --store PATH."
         )
-    hs = history.HistoryStore(path)
     out = {}
-    for sid, sc in ws.scenarios.items():
-        if sc.status in (ScenarioStatus.RESOLVED_YES, ScenarioStatus.RESOLVED_NO):
-            out[sid] = hs.trajectory(sid)
+    with history.HistoryStore(path, read_only=True) as hs:
+        for sid, sc in ws.scenarios.items():
+            if sc.status in (ScenarioStatus.RESOLVED_YES, ScenarioStatus.RESOLVED_NO):
+                out[sid] = hs.trajectory(sid)
     return out

@@ -382,7 +382,7 @@ def _backtest_markdown(result: BacktestResult, *, level: int = 3) -> str:
     )
     if result.loo is not None:
         loo = result.loo
-        parts.append(f"{h} Leave-one-out (PSIS-LOO)\n")
+        parts.append(f"{h} Leave-one-out (PSIS-LOO)")
         parts.append(_scores_table(result.scores, "loo"))
         kc = "; ".join(f"{k}: {v}" for k, v in loo.k_counts.items())
         refits = ", ".join(loo.high_k_cases) or "none"
@@ -395,10 +395,10 @@ def _backtest_markdown(result: BacktestResult, *, level: int = 3) -> str:
         )
         if loo.warnings:
             parts.append("ArviZ warned: " + " ".join(sorted(set(loo.warnings))))
-        parts.append(f"{h}# Reliability of the full model (LOO)\n")
+        parts.append(f"{h}# Reliability of the full model (LOO)")
         parts.append(_reliability_md(result.reliability[("loo", "model")]))
     if not result.per_cut.empty:
-        parts.append(f"{h} Leave-future-out (cut dates, {cfg.horizon_years:g}-year windows)\n")
+        parts.append(f"{h} Leave-future-out (cut dates, {cfg.horizon_years:g}-year windows)")
         parts.append(_scores_table(result.scores, "lfo"))
         rows = []
         for r in result.per_cut.to_dict(orient="records"):
@@ -415,7 +415,7 @@ def _backtest_markdown(result: BacktestResult, *, level: int = 3) -> str:
                 rows,
             )
         )
-        parts.append(f"{h}# Reliability of the full model (LFO)\n")
+        parts.append(f"{h}# Reliability of the full model (LFO)")
         parts.append(_reliability_md(result.reliability[("lfo", "model")]))
     fits = result.fits
     if not fits.empty:
@@ -464,7 +464,11 @@ def track_record_command(
 
 def _track_record_markdown(record: TrackRecord) -> str:
     if record.per_scenario.empty:
-        text = "No resolved scenario past its resolution date has a stored score yet."
+        text = (
+            "No resolved scenario past its resolution date has a stored score yet: "
+            "the track record starts when the first scored scenario is resolved "
+            "(status resolved-yes or resolved-no with its resolution date)."
+        )
         if record.skipped:
             text += "\n\nNot counted: " + "; ".join(record.skipped) + "."
         return text + "\n"
@@ -576,7 +580,7 @@ def _ranking_markdown(ranking: pd.DataFrame, posterior=None) -> str:
         head += f"; posterior {posterior.fit_id} ({posterior.diagnostics.status})"
     return head + ".\n\n" + _markdown_table(
         ["prior", "max abs change", "change", "scenario", "p_mean", "method", "max k"], rows
-    ) + "\n"
+    )
 
 
 def _psense_markdown(ps: pd.DataFrame) -> str:
@@ -590,7 +594,7 @@ def _psense_markdown(ps: pd.DataFrame) -> str:
     )
     return head + _markdown_table(
         ["parameter", "prior", "prior sens.", "likelihood sens.", "prior-sensitive",
-         "diagnosis"], rows) + "\n"
+         "diagnosis"], rows)
 
 
 @app.command("sensitivity")
@@ -744,7 +748,7 @@ def render_validation_report(
         parts.append(f"![Reliability diagram]({rel})\n\n*{rel}: {note}.*")
     parts.append("## Prior sensitivity")
     if psense_table is not None:
-        parts.append("### Power-scaling\n")
+        parts.append("### Power-scaling")
         parts.append(_psense_markdown(psense_table))
         n_sens = int(psense_table["prior_sensitive"].sum())
         parts.append(
@@ -753,7 +757,7 @@ def render_validation_report(
             "informative; kinds no reference case carries keep their prior by design."
         )
     if what_if_result is not None:
-        parts.append("### What-if: documented prior changes\n")
+        parts.append("### What-if: documented prior changes")
         parts.append(_ranking_markdown(what_if_result.ranking))
         wi = what_if_result
         n_priors = 0 if wi.table.empty else wi.table["prior"].nunique()

@@ -5,8 +5,11 @@ draw :math:`d`, the log-odds of the score is
 
 .. math:: \operatorname{logit} P^{(d)} = b^{(d)} + \sum_e t_e^{(d)} + \tau^{(d)}
 
-(base rate :math:`b`, one term :math:`t_e = s_e c_e f_e \beta_{k(e)}` per event, timing
-:math:`\tau`). Means are linear, so the *mean* log-odds is the sum of the term means, and
+(base rate :math:`b`; timing :math:`\tau = \operatorname{logit}P^0 - b`, which depends
+only on the base rate, the lag distributions and the calendar; and one term per event,
+:math:`t_e = c_e\,(\operatorname{logit}P - \operatorname{logit}P^0)/\sum c`, its
+Aumann-Shapley share of the evidence's effect, with :math:`c_e = s_e w_e \beta_{k(e)}`).
+Means are linear, so the *mean* log-odds is the sum of the term means, and
 between an earlier run :math:`0` and a later run :math:`1`
 
 .. math:: \Delta \overline{\operatorname{logit} P} = \Delta\bar b
@@ -25,18 +28,20 @@ exactly. The parts (:data:`PARTS`):
     Events scored only in the later / only in the earlier run (new indicators in the
     ledger, or reports that reached the as-of date; removed or unlinked reports).
 ``weights``
-    Continuing events whose weight :math:`w_e = s_e c_e f_e` changed: fading with time,
-    edited reliability or credibility. With a refit, the change of a continuing event is
-    split exactly as :math:`w^1 m^1 - w^0 m^0 = (w^1 - w^0) m^0 + w^1 (m^1 - m^0)`, with
-    :math:`m = \bar t / w` the mean strength of the event's kind: the first product is
+    Continuing events whose contribution changed without a refit: fading with time, edited
+    reliability or credibility, and the rescaling of every event's share when the horizon
+    comes nearer or other evidence arrives (the by-horizon effect of a shift of
+    :math:`\eta` depends on where :math:`\eta` is). With a refit, the change of a
+    continuing event is split exactly as
+    :math:`w^1 m^1 - w^0 m^0 = (w^1 - w^0) m^0 + w^1 (m^1 - m^0)`, with
+    :math:`m = \bar t / w` the event's mean effective strength: the first product is
     ``weights``, the second ``refit_strengths``. Without a refit all of it is ``weights``.
 ``refit_strengths``
     Continuing events moved because the refit changed the strengths :math:`\beta`.
 ``timing``
     :math:`\Delta\bar\tau`: the passage of time (a nearer horizon, a longer wait since the
-    announcement, a shorter remaining window). The timing term is a non-linear function of
-    the other terms, so it also carries their interaction with time, and with a refit the
-    new lag estimates.
+    announcement, a shorter remaining window). It does not depend on the evidence; with a
+    refit it also carries the new base-rate and lag estimates' effect on timing.
 
 The parts add up to the change of the mean log-odds to floating-point precision (checked
 to ``1e-9`` on every call). The mean log-odds is not the log-odds of the mean probability;
@@ -73,7 +78,7 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("scenario_base_rate", "changed scenario definition (base rate, same fit)"),
     ("new_events", "new indicators (events only in the later run)"),
     ("removed_events", "removed indicators (events only in the earlier run)"),
-    ("weights", "continuing events: changed weight (fading with time, edited reports)"),
+    ("weights", "continuing events: fading, edited reports, or rescaled by time/new evidence"),
     ("refit_strengths", "continuing events: refit changed the evidence strengths"),
     ("timing", "passage of time (horizon nearer, time since announcement)"),
 )

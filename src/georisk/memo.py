@@ -705,11 +705,16 @@ def _history_section(
     numbers.update(previous_run_id=before["run_id"], previous_p_mean=p0, change=p1 - p0)
     as_of0 = pd.Timestamp(before["as_of"]).date().isoformat()
     refit = str(before["fit_id"]) != str(run.fit_id)
+    if abs(p1 - p0) < 5e-4:
+        moved: tuple[Inline, ...] = ("the mean probability did not move (", Strong(_pct(p1)),
+                                     f", {100 * (p1 - p0):+.2f} percentage points)")  # fmt: skip
+    else:
+        moved = ("the mean probability moved from ", Strong(_pct(p0)), " to ", Strong(_pct(p1)),
+                 f" ({100 * (p1 - p0):+.1f} percentage points)")  # fmt: skip
     blocks.append(
         Paragraph((
-            "Since run ", Code(str(before["run_id"])), f" (as of {as_of0}), the mean "
-            "probability moved from ", Strong(_pct(p0)), " to ", Strong(_pct(p1)),
-            f" ({100 * (p1 - p0):+.1f} percentage points), comparing with ", *now_label, ".",
+            "Since run ", Code(str(before["run_id"])), f" (as of {as_of0}), ", *moved,
+            ", comparing with ", *now_label, ".",
             " The model was refitted in between." if refit else " Both use the same fit.",
         ))
     )  # fmt: skip

@@ -35,15 +35,26 @@ scenario with remaining exposure :math:`L` years,
 
 Contributions that add up exactly
 ---------------------------------
-Per draw, the log-odds of the score split into
+Per draw, with :math:`P^0_s` the base-rate-only probability (same timing, no evidence) and
+:math:`c_e = s_e w_e \beta_{k(e)}` the event's shift of :math:`\eta`, the log-odds of the
+score split into
 
 .. math:: \operatorname{logit} P_s = \underbrace{\eta_c}_{\text{base rate}}
-          + \sum_e \underbrace{s_e w_e \beta_{k(e)}}_{\text{event } e}
-          + \underbrace{(\operatorname{logit} P_s - \eta_s)}_{\text{timing}}
+          + \underbrace{(\operatorname{logit} P^0_s - \eta_c)}_{\text{timing}}
+          + \sum_e \underbrace{c_e\,
+            \frac{\operatorname{logit} P_s - \operatorname{logit} P^0_s}{\sum_{e'} c_{e'}}}
+            _{\text{event } e}
 
-The *timing* term converts "eventually" into "by the horizon, given not yet" (or the annual
-probability into the window's); it changes with the passage of time and the horizon. The sum
-holds draw by draw to floating-point precision, and the intervals of each term are reported.
+The *timing* term converts "eventually" into "by the horizon, given still open" (or the
+annual probability into the window's); it depends only on the base rate, the lag
+distributions and the calendar. The events share the whole effect of the evidence on the
+score's log-odds in proportion to their shifts of :math:`\eta`: since the score depends on
+the evidence only through :math:`\eta`, this is the Aumann-Shapley (integrated-gradients)
+attribution, the unique one that is additive, symmetric and exact for a function of one
+linear index (Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep networks",
+ICML). Where the events cancel, :math:`\sum c = 0`, the share is the local slope. The sum
+holds draw by draw to floating-point precision, and the intervals of each term are
+reported.
 """
 
 from __future__ import annotations
@@ -278,8 +289,8 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     Returns
     -------
     dict of ndarray
-        ``p``, ``p_base``, ``logodds``, ``eta`` (draws) and ``terms`` (terms x draws:
-        base rate, each event, timing), with ``terms.sum(0) == logodds``.
+        ``p``, ``p_base``, ``logodds``, ``eta`` (draws) and ``terms`` (terms x draws: base
+        rate, timing, then each event), with ``terms.sum(0) == logodds``.
     """
     d = posterior.draws
     beta = d["strength"]  # (D, K)
@@ -288,10 +299,12 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     else:
         base = d["eta_window"][:, ev.category_index]
     x = ev.x  # (E, K)
-    event_terms = x @ beta.T if len(ev.events) else np.zeros((0, base.shape[0]))
-    eta = base + event_terms.sum(axis=0)
+    event_eta = x @ beta.T if len(ev.events) else np.zeros((0, base.shape[0]))
+    shift = event_eta.sum(axis=0)
+    eta = base + shift
+
     if ev.family == "project":
-        timing = (
+        args = (
             ev.age,
             ev.horizon_age,
             d["lag_log_median"],
@@ -299,15 +312,40 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
             d["term_log_median"],
             d["term_log_sd"],
         )
-        p = project_probability(eta, *timing)
-        p_base = project_probability(base, *timing)
+
+        def prob(e: np.ndarray) -> np.ndarray:
+            return project_probability(e, *args)
     else:
-        p = window_probability(eta, ev.exposure)
-        p_base = window_probability(base, ev.exposure)
-    logodds = logit(p)
-    timing = logodds - eta
-    terms = np.vstack([base[None, :], event_terms, timing[None, :]])
+
+        def prob(e: np.ndarray) -> np.ndarray:
+            return window_probability(e, ev.exposure)
+
+    p, p_base = prob(eta), prob(base)
+    logodds, logodds_base = _safe_logit(p), _safe_logit(p_base)
+    # Aumann-Shapley (integrated-gradients) attribution: logit P depends on the evidence only
+    # through the linear index eta, so each event gets its share c_e / sum(c) of the total
+    # evidence effect logit P - logit P_base. Where the events cancel (sum(c) = 0), the
+    # share is the local slope d logit P / d eta.
+    small = np.abs(shift) < 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(small, 1.0, (logodds - logodds_base) / np.where(small, 1.0, shift))
+    if np.any(small) and len(ev.events):
+        h = 1e-5
+        slope = (_safe_logit(prob(eta + h)) - _safe_logit(prob(eta - h))) / (2 * h)
+        scale = np.where(small, slope, scale)
+    event_terms = event_eta * scale
+    timing = logodds_base - base
+    terms = np.vstack([base[None, :], timing[None, :], event_terms])
+    # Close the sum to floating-point precision (the events' shares are exact in real
+    # arithmetic; this removes the last-bit rounding of the division above).
+    terms[-1 if len(ev.events) else 1] += logodds - terms.sum(axis=0)
     return {"p": p, "p_base": p_base, "logodds": logodds, "eta": eta, "terms": terms}
+
+
+def _safe_logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of probabilities clipped to the open unit interval of float64."""
+    info = np.finfo(float)
+    return logit(np.clip(p, info.tiny, 1.0 - info.epsneg))
 
 
 def _interval(values: np.ndarray) -> dict[str, float]:
@@ -366,16 +404,16 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
         all_draws[sid] = dr
         p, p_base = dr["p"], dr["p_base"]
         sp, sb = _interval(p), _interval(p_base)
-        evidence_shift = dr["logodds"] - logit(p_base)
+        evidence_shift = dr["logodds"] - _safe_logit(p_base)
         shift = _interval(evidence_shift)
-        base_lo = abs(float(np.mean(logit(p_base))))
+        base_lo = abs(float(np.mean(_safe_logit(p_base))))
         evidence_share = abs(shift["mean"]) / (base_lo + abs(shift["mean"]) + 1e-12)
         band = icd203_band(sp["mean"])
         straddle = icd203_band(sp["q0.10"]) != icd203_band(sp["q0.90"])
-        term_names = ["base_rate"] + [e.event_id for e in ev.events] + ["timing"]
+        term_names = ["base_rate", "timing"] + [e.event_id for e in ev.events]
         for i, name in enumerate(term_names):
             iv = _interval(dr["terms"][i])
-            event = ev.events[i - 1] if 0 < i <= len(ev.events) else None
+            event = ev.events[i - 2] if i >= 2 else None
             contrib_rows.append(
                 {
                     "scenario_id": sid,
