@@ -105,3 +105,12 @@ def test_two_reports_of_one_event_count_as_one(ws):
     r1 = w["weight.reliability.B"].value * w["weight.credibility.2"].value  # ind-001
     r2 = w["weight.reliability.C"].value * w["weight.credibility.1"].value  # ind-002
     assert deal["confidence"] == pytest.approx(1 - (1 - r1) * (1 - r2), rel=1e-12)
+
+
+def test_prior_posterior_scores_every_scenario(ws):
+    prior = georisk.prior_posterior(ws, draws=500, seed=1)
+    assert prior.fit_id == "prior" and prior.n_draws == 500
+    scores = georisk.score(ws, prior, as_of=TODAY)
+    assert scores["p_mean"].between(0, 1).all()
+    again = georisk.score(ws, georisk.prior_posterior(ws, draws=500, seed=1), as_of=TODAY)
+    assert scores.equals(again)

@@ -37,6 +37,7 @@ __all__ = [
     "load_posterior",
     "score",
     "score_run",
+    "prior_posterior",
     "SamplerConfig",
 ]
 
@@ -105,9 +106,32 @@ def load_posterior(
     include_unverified: bool = False,
     as_of=None,
     progressbar: bool = False,
+    with_idata: bool = False,
 ) -> Posterior:
-    """Reuse the stored posterior for the workspace's current inputs, fitting if needed."""
-    from georisk.posterior import load_or_fit
+    """Reuse the stored posterior for the workspace's current inputs, fitting if needed.
+
+    Parameters
+    ----------
+    ws : Workspace
+        A loaded workspace.
+    config : SamplerConfig, optional
+        Sampler settings (default: the published configuration).
+    include_unverified : bool, default False
+        Also use unverified reference cases (sensitivity runs only).
+    as_of : datetime.date, optional
+        Refit with only the reference cases known at this date.
+    progressbar : bool, default False
+        Show the sampler's progress when a fit runs.
+    with_idata : bool, default False
+        Also open the full ArviZ ``DataTree`` of the fit (``posterior.idata``), for
+        diagnostics and plots; imports ArviZ.
+
+    Returns
+    -------
+    Posterior
+    """
+    from georisk.posterior import Posterior as _Posterior
+    from georisk.posterior import default_posterior_dir, load_or_fit
 
     posterior, _ = load_or_fit(
         ws,
@@ -116,7 +140,42 @@ def load_posterior(
         as_of=as_of,
         progressbar=progressbar,
     )
+    if with_idata and posterior.idata is None:
+        posterior = _Posterior.load(default_posterior_dir(ws) / posterior.fit_id, with_idata=True)
     return posterior
+
+
+def prior_posterior(ws: Workspace, *, draws: int = 4000, seed: int = 0) -> Posterior:
+    """Draws from the documented priors alone, in the layout of a posterior.
+
+    Score with it (``georisk.score(ws, georisk.prior_posterior(ws))``) to see what the
+    priors say before any reference case is seen: a prior predictive check. Its fit id is
+    ``"prior"`` and it is marked converged (independent draws need no MCMC check).
+
+    Parameters
+    ----------
+    ws : Workspace
+        A loaded workspace (its priors are used).
+    draws : int, default 4000
+        Number of independent prior draws.
+    seed : int, default 0
+        Seed of the random generator.
+
+    Returns
+    -------
+    Posterior
+    """
+    import numpy as np
+
+    from georisk.diagnostics import DiagnosticsReport
+    from georisk.model import prior_predictive_draws
+    from georisk.model_data import prior_parameters
+    from georisk.posterior import Posterior as _Posterior
+
+    rng = np.random.default_rng(seed)
+    sample = prior_predictive_draws(prior_parameters(ws.priors), draws, rng)
+    report = DiagnosticsReport(True, 1.0, float(draws), float(draws), 0, [])
+    return _Posterior(fit_id="prior", draws=sample, diagnostics=report, meta={"prior": True})
 
 
 def score(ws: Workspace, posterior: Posterior, *, as_of: _dt.date | None = None) -> pd.DataFrame:
