@@ -7,12 +7,15 @@ Exit codes
 0
     Success.
 1
-    A fit did not converge (reserved for commands that fit, e.g. ``georisk score``).
+    A fit did not converge (``georisk score``, ``memo``, ``figures``, ``backtest``...): the
+    outputs are still written, marked UNCONVERGED.
 2
     Invalid input: workspace problems (listed one per line as ``file:line [field]: message``),
-    bad options or values.
+    bad options or values, a foreign or corrupt history store.
 3
-    The history store is busy: another georisk process holds it (reserved).
+    The history store is busy: another georisk process holds it.
+4
+    Alert: a scenario moved by at least ``--alert-threshold`` (``georisk score``).
 
 Errors an analyst can cause (:class:`georisk.errors.GeoriskError`) are caught at the command
 boundary and reported as a short message on stderr, never as a traceback.
@@ -99,7 +102,7 @@ TodayOpt = Annotated[
         parser=_parse_date,
         metavar="YYYY-MM-DD",
         help="Treat this date as today when checking for dates in the future "
-        "[default: the system date].",
+        "(default: the system date).",
     ),
 ]
 
@@ -297,10 +300,24 @@ def priors(
             metavar="DIR",
         ),
     ] = None,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="List the priors the current scores depend on most (what-if of each prior "
+            "widened or shifted as documented, plus power-scaling); may refit.",
+        ),
+    ] = False,
     today: TodayOpt = None,
 ) -> None:
     """Show every documented prior: distribution, 90% interval, elicitation, references."""
     ws = open_workspace(workspace, today)
+    if sensitivity:
+        from georisk.cli_eval import print_sensitivity
+
+        with user_errors():
+            print_sensitivity(ws)
+        return
     from georisk.priors import prior_table, write_priors_doc
 
     with user_errors():
