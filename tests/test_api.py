@@ -70,7 +70,8 @@ def test_contributions_sum_to_the_score_for_every_scenario(ws):
     for sid, draws in run.draws.items():
         np.testing.assert_allclose(draws["terms"].sum(axis=0), draws["logodds"], atol=1e-12)
         table = run.contributions[run.contributions["scenario_id"] == sid]
-        assert table["logodds_mean"].sum() == pytest.approx(draws["logodds"].mean(), abs=1e-12)
+        weighted = np.average(draws["logodds"], weights=draws["weight"])
+        assert table["logodds_mean"].sum() == pytest.approx(weighted, abs=1e-12)
 
 
 def test_same_inputs_give_identical_scores(ws):

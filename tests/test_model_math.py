@@ -193,6 +193,42 @@ def test_project_probability_closed_form():
     assert got[0] == pytest.approx(pi, rel=1e-9)
 
 
+def test_score_conditions_on_the_scenario_still_being_open():
+    """Two draws that disagree on the lag: the one under which 'still open after 8 years'
+    is likely must count more. By hand, the posterior predictive is the ratio of averages
+    sum(P(open at a and done by H)) / sum(P(open at a)), not the average of the ratios."""
+    from math import erf, log, sqrt
+
+    from georisk.scoring import project_terms, weighted_summary
+
+    def cdf(t, m, s):
+        return 0.5 * (1 + erf((log(t) - m) / (s * sqrt(2))))
+
+    pi, a, h, tmu, tsd = 0.6, 8.0, 10.0, np.log(4.0), 0.6
+    num, den = [], []
+    for mu in (np.log(2.0), np.log(12.0)):  # fast draw, slow draw
+        still_open = (1 - pi) * (1 - cdf(a, tmu, tsd)) + pi * (1 - cdf(a, mu, 0.4))
+        num.append(pi * (cdf(h, mu, 0.4) - cdf(a, mu, 0.4)))
+        den.append(still_open)
+    expected = sum(num) / sum(den)
+    args = [np.log([2.0, 12.0]), np.array([0.4, 0.4]), np.full(2, tmu), np.full(2, tsd)]
+    n, d = project_terms(np.full(2, logit(pi)), a, h, *args)
+    summary = weighted_summary(n / d, d)
+    assert summary["mean"] == pytest.approx(expected, rel=1e-12)
+    assert summary["mean"] != pytest.approx(np.mean(n / d), rel=1e-3)
+
+
+def test_window_scenario_weights_draws_by_no_event_so_far():
+    posterior = degenerate_posterior(n=2)
+    posterior.draws["eta_window"] = np.array([[logit(0.1)], [logit(0.6)]])
+    sc = window_scenario(horizon=dt.date(2027, 11, 25))
+    later = AS_OF + dt.timedelta(days=180)
+    ev = scenario_evidence(sc, [], as_of=later, weights=WEIGHTS)
+    d = scenario_draws(ev, posterior)
+    np.testing.assert_allclose(d["weight"], [0.9**ev.elapsed, 0.4**ev.elapsed], rtol=1e-12)
+    assert ev.elapsed == pytest.approx(180 / 365.25)
+
+
 def test_window_probability_scales_with_exposure():
     p = 0.2
     assert window_probability(np.array([logit(p)]), 1.0)[0] == pytest.approx(p)

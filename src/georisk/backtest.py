@@ -635,7 +635,7 @@ def _lfo_forecasts(
     train: CaseData,
     priors: PriorParameters,
 ) -> list[dict[str, Any]]:
-    from georisk.scoring import project_probability, window_probability
+    from georisk.scoring import project_terms, window_probability
 
     pooled = pooled_rate(train)
     naive = naive_rates(train, priors)
@@ -652,8 +652,12 @@ def _lfo_forecasts(
                 draws["term_log_median"],
                 draws["term_log_sd"],
             )
-            p_model = float(np.mean(project_probability(eta, *timing)))
-            p_cat = float(np.mean(project_probability(base, *timing)))
+            # Posterior predictive given the case is still open at the cut: the ratio of
+            # averages, exactly as georisk.scoring publishes it.
+            num, den = project_terms(eta, *timing)
+            p_model = float(num.sum() / den.sum())
+            num, den = project_terms(base, *timing)
+            p_cat = float(num.sum() / den.sum())
         else:
             eta_w = draws["eta_window"][:, t["category_index"]]
             p_model = p_cat = float(np.mean(window_probability(eta_w, t["exposure"])))

@@ -35,8 +35,8 @@ Backends
     ``np.quantile(method="linear")`` does. Memory: ``threads x`` a few rows of *D* floats,
     plus the inputs and the (N, Q) outputs, whatever *N*. numba is imported inside
     :func:`batch_probabilities` only, never on the ``georisk score`` path; the compiled
-    code is cached on disk (``cache=True``): about 25 s to compile once per machine, then
-    about 1.5 s at the first call in a process (importing numba and its CPU target).
+    code is cached on disk (``cache=True``): 10-25 s to compile once per machine, then
+    1-2 s at the first call in a process (importing numba and its CPU target).
 ``"numpy"``
     The exact float64 reference, chunked: :func:`georisk.scoring.project_probability`,
     :func:`~georisk.scoring.window_probability`, ``np.quantile(..., method="linear")``.
@@ -44,8 +44,9 @@ Backends
     as the oracle.
 
 Measured on 2 cores (``benchmarks/RESULTS.md``): 10,000 scenarios x 4,000 draws take
-about 0.4 CPU-seconds (0.2-0.4 s wall) against 8-9 s for the plain float64 path over one
-(N, D) matrix; time grows linearly in N.
+about 0.42 CPU-seconds (0.22 s wall on two free cores, 0.40 s on one) against 6-9 s for
+the plain float64 path over one (N, D) matrix; time grows linearly in N (100,000: 4.3
+CPU-seconds) and memory with N x kinds, not N x D.
 
 What was measured and dropped: float32 ``scipy.special.ndtr`` (3 per element: 1.9 s for
 40 M); numpy expressions of a rational approximation (each ufunc is a pass over memory:
@@ -277,14 +278,6 @@ def _quantile_index(levels: tuple[float, ...], n_draws: int) -> tuple[np.ndarray
     return lo, hi, h - lo
 
 
-def _lerp_sorted(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Quantiles from sorted rows, with ``np.quantile``'s linear interpolation formula."""
-    a = rows[:, lo].astype(np.float64)
-    b = rows[:, hi].astype(np.float64)
-    diff = b - a
-    return np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
-
-
 def batch_probabilities(
     draws: Mapping[str, np.ndarray],
     *,
@@ -327,7 +320,7 @@ def batch_probabilities(
     backend : {"auto", "numba", "numpy"}
         ``auto`` is ``numba`` when numba is installed, except for fewer than a million
         scenario-draws in a process that has not imported numba yet (its first use costs
-        about 1.5 s); else the float64 ``numpy`` path.
+        1-2 s); else the float64 ``numpy`` path.
     threads : int, optional
         Worker threads (default: the CPUs this process may use). Results do not depend on it.
     chunk_rows : int, optional
@@ -363,8 +356,8 @@ def batch_probabilities(
     if any(not 0.0 <= q <= 1.0 for q in lv):
         raise ValueError(f"quantile levels must lie in [0, 1]; got {lv}.")
     if backend == "auto":
-        # numba's first use in a process costs about 1.5 s (importing it and its CPU
-        # target's registries); below a million scenario-draws the float64 path is faster.
+        # numba's first use in a process costs 1-2 s (importing it and its CPU target's
+        # registries); below a million scenario-draws the float64 path is faster.
         small = cat.size * n_draws < _AUTO_NUMBA_MIN and "numba" not in sys.modules
         backend = "numba" if numba_available() and not small else "numpy"
     if backend not in ("numba", "numpy"):
@@ -487,6 +480,7 @@ _nb_exp: Any = None
 _nb_tail_row: Any = None
 _nb_mean: Any = None
 _nb_select: Any = None
+_nb_summarise_row: Any = None
 _nb_kernel: Any = None
 _NB_LOCK = threading.Lock()
 
@@ -796,8 +790,6 @@ def _py_kernel(
             else:
                 _nb_summarise_row(row, s, mean_base, q_base, ranks, pos_lo, pos_hi, tq, sel)
 
-
-_nb_summarise_row: Any = None
 
 
 def _numba_kernel():

@@ -373,7 +373,8 @@ class ScenarioEvidence:
     ``family`` is ``project`` or ``window``; ``category_index`` indexes
     :data:`PROJECT_CATEGORIES` or :data:`WINDOW_CATEGORIES`. For projects, ``age`` and
     ``horizon_age`` are years since announcement at the as-of date and at the horizon; for
-    windows, ``exposure`` is the remaining window length in years.
+    windows, ``exposure`` is the remaining window length in years and ``elapsed`` the part of
+    the window already past (without an event, since the scenario is open).
     """
 
     scenario: Scenario
@@ -383,6 +384,7 @@ class ScenarioEvidence:
     horizon_age: float
     exposure: float
     events: tuple[EventEvidence, ...]
+    elapsed: float = 0.0
 
     @property
     def x(self) -> np.ndarray:
@@ -428,7 +430,8 @@ def scenario_evidence(
             exposure=np.nan,
             events=events,
         )
-    start = max(scenario.window_start or scenario.opened, as_of)
+    window_start = scenario.window_start or scenario.opened
+    start = max(window_start, as_of)
     exposure = max(years_between(start, scenario.horizon), 0.0)
     return ScenarioEvidence(
         scenario=scenario,
@@ -438,4 +441,5 @@ def scenario_evidence(
         horizon_age=np.nan,
         exposure=exposure,
         events=events,
+        elapsed=max(years_between(window_start, as_of), 0.0),
     )

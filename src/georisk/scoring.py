@@ -2,17 +2,24 @@ r"""Score open scenarios from stored posterior draws: numpy only, no MCMC, no Py
 
 Why this is exact
 -----------------
-The model's parameters :math:`\theta` (category base rates, evidence strengths, lag
-distribution) are learned from *resolved and censored reference cases only*; an open
-scenario contributes nothing to their likelihood. Its probability is therefore the posterior
-predictive quantity
+The model's parameters :math:`\theta` (category base rates, evidence strengths, lags) are
+fitted on the reference cases. An open scenario adds exactly one observation about them: its
+own status at the as-of date, :math:`O_s` = "still open after :math:`a` years" (project) or
+"no event yet in the elapsed part of the window" (window), with likelihood
+:math:`L_s(\theta) = P(O_s \mid \theta, x_s)`. The posterior predictive probability is
 
-.. math:: P(\text{yes} \mid \text{data}) = \int P(\text{yes} \mid \theta, x_s)\,
-          p(\theta \mid \text{reference cases})\, d\theta ,
+.. math:: P(\text{yes} \mid O_s, \text{data})
+          = \frac{\int P(\text{yes}, O_s \mid \theta, x_s)\, p(\theta \mid \text{data})\, d\theta}
+                 {\int L_s(\theta)\, p(\theta \mid \text{data})\, d\theta}
+          \approx \frac{\sum_d P(\text{yes}, O_s \mid \theta^{(d)})}{\sum_d L_s(\theta^{(d)})},
 
-which the Monte Carlo average over stored draws :math:`\theta^{(d)}` estimates without any
-refit. Each draw gives a probability :math:`P^{(d)}`; the mean is the forecast, the
-quantiles its credible interval.
+the ratio of averages over the stored draws :math:`\theta^{(d)}`. Equivalently, each draw's
+conditional probability :math:`P^{(d)} = P(\text{yes} \mid O_s, \theta^{(d)})` is weighted
+by :math:`w_d = L_s(\theta^{(d)})`: this is importance sampling with the exact likelihood
+ratio of adding the scenario's own censored observation to the fit, so refitting with it
+would estimate the same quantity. The only error left is Monte Carlo error. The weighted mean
+is the forecast, weighted quantiles give the credible intervals, and the effective number of
+draws :math:`(\sum w)^2/\sum w^2` is reported (``weight_ess``; a note when it is low).
 
 Probability by the horizon
 --------------------------
@@ -82,6 +89,8 @@ __all__ = [
     "icd203_band",
     "lag_cdf",
     "project_probability",
+    "project_terms",
+    "weighted_summary",
     "window_probability",
     "logit",
     "expit",
@@ -103,13 +112,16 @@ ICD203_BANDS: tuple[tuple[str, float, float], ...] = (
 """ICD 203 (US Intelligence Community Directive 203, 2015) expressions of likelihood."""
 
 QUANTILES = (0.025, 0.10, 0.50, 0.90, 0.975)
+QUANTILE_KEYS = ("q0.025", "q0.10", "q0.50", "q0.90", "q0.975")
+LOW_ESS = 400.0
+"""Below this many effective draws after weighting, a score carries a note."""
 
 SCORE_COLUMNS = [
     "scenario_id", "title", "reference_class", "family", "as_of", "horizon", "p_mean",
     "p_median", "p_q0.025", "p_q0.10", "p_q0.90", "p_q0.975", "p_base_mean", "p_base_q0.10",
     "p_base_q0.90", "logodds_mean", "evidence_logodds_mean", "evidence_logodds_q0.10",
     "evidence_logodds_q0.90", "evidence_share", "icd203", "band_straddle", "n_events",
-    "n_indicators", "top_drivers", "strengths", "note", "fit_id", "diagnostics",
+    "n_indicators", "top_drivers", "strengths", "weight_ess", "note", "fit_id", "diagnostics",
 ]  # fmt: skip
 """Columns of the scores table, in order."""
 
@@ -213,11 +225,42 @@ def project_probability(
     ndarray
         Probabilities in [0, 1].
     """
+    numerator, still_open = project_terms(eta, age, horizon_age, mu, sd, term_mu, term_sd)
+    return numerator / still_open
+
+
+def project_terms(
+    eta: np.ndarray,
+    age: np.ndarray | float,
+    horizon_age: np.ndarray | float,
+    mu,
+    sd,
+    term_mu,
+    term_sd,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Joint probabilities behind :func:`project_probability`.
+
+    Returns the probability of "still open at :math:`a` and done by :math:`H`",
+    :math:`\pi (F(H) - F(a))`, and of "still open at :math:`a`",
+    :math:`(1-\pi)(1-G(a)) + \pi(1-F(a))`. The second is the likelihood of the scenario's
+    own censored status given the parameters: the weight of a draw in the posterior
+    predictive (see :func:`scenario_draws`).
+
+    Parameters
+    ----------
+    eta, age, horizon_age, mu, sd, term_mu, term_sd
+        As in :func:`project_probability`.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Numerator and still-open probability.
+    """
     pi = expit(eta)
     f_a = lag_cdf(age, mu, sd)
     f_h = lag_cdf(horizon_age, mu, sd)
     g_a = lag_cdf(age, term_mu, term_sd)
-    return pi * (f_h - f_a) / ((1.0 - pi) * (1.0 - g_a) + pi * (1.0 - f_a))
+    return pi * (f_h - f_a), (1.0 - pi) * (1.0 - g_a) + pi * (1.0 - f_a)
 
 
 def window_probability(eta: np.ndarray, exposure: np.ndarray | float) -> np.ndarray:
@@ -289,8 +332,11 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     Returns
     -------
     dict of ndarray
-        ``p``, ``p_base``, ``logodds``, ``eta`` (draws) and ``terms`` (terms x draws: base
-        rate, timing, then each event), with ``terms.sum(0) == logodds``.
+        ``p``, ``p_base``, ``logodds``, ``eta`` (draws); ``terms`` (terms x draws: base
+        rate, timing, then each event), with ``terms.sum(0) == logodds``; ``weight`` and
+        ``weight_base``: the likelihood of the scenario's own status at the as-of date (still
+        open; no event yet in the elapsed part of a window) under each draw, with and
+        without the evidence. Summaries weight the draws by them (see the module docstring).
     """
     d = posterior.draws
     beta = d["strength"]  # (D, K)
@@ -315,12 +361,19 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
 
         def prob(e: np.ndarray) -> np.ndarray:
             return project_probability(e, *args)
+
+        def status_likelihood(e: np.ndarray) -> np.ndarray:
+            return project_terms(e, *args)[1]
     else:
 
         def prob(e: np.ndarray) -> np.ndarray:
             return window_probability(e, ev.exposure)
 
+        def status_likelihood(e: np.ndarray) -> np.ndarray:
+            return np.exp(ev.elapsed * np.log1p(-expit(e)))
+
     p, p_base = prob(eta), prob(base)
+    weight, weight_base = status_likelihood(eta), status_likelihood(base)
     logodds, logodds_base = _safe_logit(p), _safe_logit(p_base)
     # Aumann-Shapley (integrated-gradients) attribution: logit P depends on the evidence only
     # through the linear index eta, so each event gets its share c_e / sum(c) of the total
@@ -339,7 +392,15 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     # Close the sum to floating-point precision (the events' shares are exact in real
     # arithmetic; this removes the last-bit rounding of the division above).
     terms[-1 if len(ev.events) else 1] += logodds - terms.sum(axis=0)
-    return {"p": p, "p_base": p_base, "logodds": logodds, "eta": eta, "terms": terms}
+    return {
+        "p": p,
+        "p_base": p_base,
+        "logodds": logodds,
+        "eta": eta,
+        "terms": terms,
+        "weight": weight,
+        "weight_base": weight_base,
+    }
 
 
 def _safe_logit(p: np.ndarray) -> np.ndarray:
@@ -348,16 +409,44 @@ def _safe_logit(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, info.tiny, 1.0 - info.epsneg))
 
 
-def _interval(values: np.ndarray) -> dict[str, float]:
-    q = np.quantile(values, QUANTILES)
-    return {
-        "mean": float(values.mean()),
-        "q0.025": float(q[0]),
-        "q0.10": float(q[1]),
-        "q0.50": float(q[2]),
-        "q0.90": float(q[3]),
-        "q0.975": float(q[4]),
-    }
+def weighted_summary(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    r"""Weighted mean and quantiles (:data:`QUANTILES`) of one quantity's draws.
+
+    The quantiles interpolate the weighted empirical CDF at the mid-points of each draw's
+    weight, :math:`\hat F(v_{(i)}) = (\sum_{j \le i} w_{(j)} - w_{(i)}/2) / \sum_j w_j`;
+    with equal weights this is the Hazen plotting position.
+
+    Parameters
+    ----------
+    values : ndarray, shape (draws,)
+        Draws of the quantity.
+    weights : ndarray, shape (draws,), optional
+        Non-negative draw weights (equal when omitted).
+
+    Returns
+    -------
+    dict
+        ``mean``, ``q0.025``, ``q0.10``, ``q0.50``, ``q0.90``, ``q0.975`` and ``ess``, the
+        effective number of draws :math:`(\sum w)^2 / \sum w^2`.
+    """
+    v = np.asarray(values, dtype=float)
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=float)
+    total = float(w.sum())
+    if not total > 0.0 or np.any(w < 0):
+        raise ValueError("draw weights must be non-negative with a positive sum.")
+    order = np.argsort(v, kind="stable")
+    vs, ws = v[order], w[order]
+    cdf = (np.cumsum(ws) - 0.5 * ws) / total
+    q = np.interp(QUANTILES, cdf, vs)
+    out = {"mean": float(np.dot(w, v) / total)}
+    for key, value in zip(QUANTILE_KEYS, q, strict=True):
+        out[key] = float(value)
+    out["ess"] = total**2 / float(np.dot(w, w))
+    return out
+
+
+def _interval(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    return weighted_summary(values, weights)
 
 
 def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
@@ -402,17 +491,17 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
         ev = scenario_evidence(scenario, reports.get(sid, []), as_of=as_of, weights=priors.weights)
         dr = scenario_draws(ev, posterior)
         all_draws[sid] = dr
-        p, p_base = dr["p"], dr["p_base"]
-        sp, sb = _interval(p), _interval(p_base)
+        p, p_base, w = dr["p"], dr["p_base"], dr["weight"]
+        sp, sb = _interval(p, w), _interval(p_base, dr["weight_base"])
         evidence_shift = dr["logodds"] - _safe_logit(p_base)
-        shift = _interval(evidence_shift)
-        base_lo = abs(float(np.mean(_safe_logit(p_base))))
+        shift = _interval(evidence_shift, w)
+        base_lo = abs(_interval(_safe_logit(p_base), dr["weight_base"])["mean"])
         evidence_share = abs(shift["mean"]) / (base_lo + abs(shift["mean"]) + 1e-12)
         band = icd203_band(sp["mean"])
         straddle = icd203_band(sp["q0.10"]) != icd203_band(sp["q0.90"])
         term_names = ["base_rate", "timing"] + [e.event_id for e in ev.events]
         for i, name in enumerate(term_names):
-            iv = _interval(dr["terms"][i])
+            iv = _interval(dr["terms"][i], w)
             event = ev.events[i - 2] if i >= 2 else None
             contrib_rows.append(
                 {
@@ -456,7 +545,7 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
                 "p_base_mean": sb["mean"],
                 "p_base_q0.10": sb["q0.10"],
                 "p_base_q0.90": sb["q0.90"],
-                "logodds_mean": float(np.mean(dr["logodds"])),
+                "logodds_mean": _interval(dr["logodds"], w)["mean"],
                 "evidence_logodds_mean": shift["mean"],
                 "evidence_logodds_q0.10": shift["q0.10"],
                 "evidence_logodds_q0.90": shift["q0.90"],
@@ -469,7 +558,13 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
                     f"{c['term']} ({c['logodds_mean']:+.2f})" for c in drivers[:3]
                 ),
                 "strengths": "; ".join(f"{k}: {posterior.strength_source(k)}" for k in kinds_used),
-                "note": "",
+                "weight_ess": sp["ess"],
+                "note": (
+                    ""
+                    if sp["ess"] >= LOW_ESS
+                    else f"only {sp['ess']:.0f} effective draws after conditioning on the "
+                    "scenario's status: intervals are rough"
+                ),
                 "fit_id": posterior.fit_id,
                 "diagnostics": status,
             }
