@@ -415,3 +415,14 @@ def test_case_data_as_of_censors_later_resolutions():
     assert data.status.tolist() == [2]
     assert data.age[0] == pytest.approx(2.5, abs=0.01)
     assert case_data(cases, [], WEIGHTS, as_of=dt.date(2009, 6, 1)).n_project == 0
+
+
+def test_normal_cdf_matches_scipy_in_both_tails():
+    from scipy.special import ndtr
+
+    from georisk.scoring import normal_cdf
+
+    # down to Phi(-37) ~ 6e-300 (below that both underflow to subnormals)
+    z = np.concatenate([np.linspace(-37, 8, 2001), [0.0, -1e-300, 1e-12]])
+    np.testing.assert_allclose(normal_cdf(z), ndtr(z), rtol=1e-12, atol=0)
+    assert normal_cdf(np.array([[0.0]])).shape == (1, 1)

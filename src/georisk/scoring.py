@@ -67,6 +67,7 @@ reported.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,7 @@ __all__ = [
     "ScoreRun",
     "icd203_band",
     "lag_cdf",
+    "normal_cdf",
     "project_probability",
     "project_terms",
     "weighted_summary",
@@ -188,12 +190,34 @@ def lag_cdf(t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray
     -------
     ndarray
     """
-    from scipy.special import ndtr
-
     t = np.asarray(t, dtype=float)
     with np.errstate(divide="ignore"):
         z = (np.log(np.where(t > 0, t, 1.0)) - mu) / sd
-    return np.where(t > 0, ndtr(z), 0.0)
+    return np.where(t > 0, normal_cdf(z), 0.0)
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def normal_cdf(z: np.ndarray | float) -> np.ndarray:
+    r"""Standard normal CDF, :math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`.
+
+    Uses the C library's ``erfc`` element by element (accurate to a few ulp in both tails).
+    It avoids importing :mod:`scipy.special`, which costs a warm ``georisk score`` a third of
+    a second; for millions of values use :mod:`georisk.batch`.
+
+    Parameters
+    ----------
+    z : float or ndarray
+        Standard-normal quantiles.
+
+    Returns
+    -------
+    ndarray
+        Probabilities, same shape as ``z``.
+    """
+    z = np.asarray(z, dtype=float)
+    return 0.5 * _ERFC(-z / math.sqrt(2.0)).astype(float)
 
 
 def project_probability(
