@@ -200,7 +200,7 @@ _ERFC = np.frompyfunc(math.erfc, 1, 1)
 
 
 def normal_cdf(z: np.ndarray | float) -> np.ndarray:
-    r"""Standard normal CDF, :math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`.
+    r"""Compute the standard normal CDF, :math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`.
 
     Uses the C library's ``erfc`` element by element (accurate to a few ulp in both tails).
     It avoids importing :mod:`scipy.special`, which costs a warm ``georisk score`` a third of
