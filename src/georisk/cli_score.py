@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,6 +52,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from georisk.atomic import write_atomic_path
 from georisk.cli import (
     EXIT_INVALID,
     EXIT_OK,
@@ -952,19 +951,6 @@ def explain(
         out.print(detail)
 
 
-def _write_atomic(directory: Path, name: str, write) -> Path:
-    """Write ``directory/name`` through a temporary file and one rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return directory / name
-
-
 @app.command()
 def export(
     workspace: WorkspaceArg = Path("."),
@@ -997,9 +983,11 @@ def export(
     written = []
     for name, df in tables.items():
         df = _date_columns(df, ("as_of", "event_date"))
-        written.append(_write_atomic(out, f"{name}.csv", lambda p, df=df: to_safe_csv(df, p)))
+        written.append(write_atomic_path(out / f"{name}.csv", lambda p, df=df: to_safe_csv(df, p)))
         written.append(
-            _write_atomic(out, f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+            write_atomic_path(
+                out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
+            )
         )
     for path, (name, df) in zip(written[::2], tables.items(), strict=True):
         typer.echo(f"{name}: {len(df)} row(s) -> {path} (+ .parquet)")

@@ -27,7 +27,6 @@ renderer bug could not run one. Link targets are kept only when they are ``http(
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import html
 import io
@@ -35,7 +34,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from georisk.atomic import write_atomic
 from georisk.errors import GeoriskError
 from georisk.scoring import ICD203_BANDS
 
@@ -1083,20 +1082,6 @@ def _prior_blocks(ws, posterior, scenario, contrib: pd.DataFrame, describe) -> l
 # --------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_memo(
     ws,
     posterior,
@@ -1139,10 +1124,10 @@ def write_memo(
     figures = []
     for fig in memo.figures:
         target = out / "figures" / f"{fig.name}.png"
-        _write_atomic(target, fig.png)
+        write_atomic(target, fig.png)
         figures.append(target)
     md, page = out / "memo.md", out / "memo.html"
-    _write_atomic(md, render_markdown(memo).encode("utf-8"))
-    _write_atomic(page, render_html(memo).encode("utf-8"))
+    write_atomic(md, render_markdown(memo).encode("utf-8"))
+    write_atomic(page, render_html(memo).encode("utf-8"))
     log.info("memo for %s written to %s", scenario_id, out)
     return MemoPaths(markdown=md, html=page, figures=tuple(figures))

@@ -37,14 +37,12 @@ run from the workspace root (it reads ``priors/*.yaml`` and ``data/references.cs
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import io
 import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -55,6 +53,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from georisk.atomic import write_atomic
 from georisk.errors import PriorSpecError, Problem, WorkspaceError
 from georisk.schemas import PriorSpec, Reference
 
@@ -569,20 +568,6 @@ def read_references(path: str | os.PathLike[str]) -> dict[str, Reference]:
     return refs
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _xlabel(spec: PriorSpec) -> str:
     family = spec.distribution.family  # type: ignore[union-attr]
     if family == "LogitNormal":
@@ -776,7 +761,7 @@ def write_priors_doc(
             md += ["", f"### {spec.name}", "", f"**Parameter.** {_md_cell(spec.parameter)}", ""]
             if spec.distribution is not None:
                 fig_rel = (_FIG_SUBDIR / f"{spec.name}.png").as_posix()
-                _write_atomic(out_dir / fig_rel, _render_density(spec, to_preliz(spec)))
+                write_atomic(out_dir / fig_rel, _render_density(spec, to_preliz(spec)))
                 md += [
                     f"**Prior.** `{describe_distribution(spec)}`, mean {_fmt(row.mean)}, central "
                     f"90% interval {_fmt(row.q05)} – {_fmt(row.q95)} ({row.scale}).",
@@ -803,7 +788,7 @@ def write_priors_doc(
                 *_reference_lines(spec, references),
             ]
     path = out_dir / _DOC_NAME
-    _write_atomic(path, ("\n".join(md) + "\n").encode("utf-8"))
+    write_atomic(path, ("\n".join(md) + "\n").encode("utf-8"))
     return path
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.gridspec import GridSpec
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
+
+from georisk.atomic import write_atomic
 
 __all__ = [
     "COLUMN_WIDTH_IN",
@@ -597,20 +598,6 @@ def short_event_label(event_id: str, *, max_chars: int = 28) -> str:
     return label if len(label) <= max_chars else label[: max_chars - 1] + "…"
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def freeze_layout(fig: Figure) -> None:
     """Run the figure's layout engine once, then switch it off.
 
@@ -679,7 +666,7 @@ def save_figure(
     with house_style():
         for fmt in formats:
             target = base.parent / f"{base.name}.{fmt}"
-            _write_atomic(
+            write_atomic(
                 target,
                 lambda fh, fmt=fmt: fig.savefig(
                     fh, format=fmt, dpi=dpi, metadata=metadata[fmt], facecolor="white"
