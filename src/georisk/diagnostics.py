@@ -13,20 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from georisk.model_data import DRAW_KEYS
+
 __all__ = ["RHAT_MAX", "ESS_MIN", "DiagnosticsReport", "diagnose", "check_arrays"]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400.0
-CHECKED_VARS = (
-    "eta",
-    "eta_window",
-    "strength",
-    "lag_log_median",
-    "lag_log_sd",
-    "term_log_median",
-    "term_log_sd",
-    "rho",
-)
+CHECKED_VARS = DRAW_KEYS
 
 
 @dataclass(frozen=True)

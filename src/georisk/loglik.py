@@ -50,7 +50,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from georisk.evidence import KINDS
-from georisk.model_data import PROJECT_CATEGORIES, WINDOW_CATEGORIES, CaseData, PriorParameters
+from georisk.model_data import (
+    DRAW_KEYS,
+    PROJECT_CATEGORIES,
+    WINDOW_CATEGORIES,
+    CaseData,
+    PriorParameters,
+)
 
 __all__ = [
     "LOGLIK_VAR",
@@ -405,16 +411,7 @@ def draws_to_datatree(
         "window_category": list(WINDOW_CATEGORIES),
         "kind": list(KINDS),
     }
-    for key in (
-        "eta",
-        "eta_window",
-        "strength",
-        "lag_log_median",
-        "lag_log_sd",
-        "term_log_median",
-        "term_log_sd",
-        "rho",
-    ):
+    for key in DRAW_KEYS:
         values = np.asarray(draws[key], dtype=float)
         if key == "rho" and not np.all(np.isfinite(values)):
             continue

@@ -34,6 +34,7 @@ from georisk.vocab import REFERENCE_CATEGORIES
 
 __all__ = [
     "DAYS_PER_YEAR",
+    "DRAW_KEYS",
     "PROJECT_CATEGORIES",
     "WINDOW_CATEGORIES",
     "PriorParameters",
@@ -53,6 +54,17 @@ PROJECT_CATEGORIES: tuple[str, ...] = tuple(
 WINDOW_CATEGORIES: tuple[str, ...] = tuple(
     c for c, info in REFERENCE_CATEGORIES.items() if info["family"] == "window"
 )
+DRAW_KEYS: tuple[str, ...] = (
+    "eta",
+    "eta_window",
+    "strength",
+    "lag_log_median",
+    "lag_log_sd",
+    "term_log_median",
+    "term_log_sd",
+    "rho",
+)
+"""The model parameters stored with every fit and used for scoring (draws first)."""
 _HALF_WIDTH_YEARS = {"day": 0.0, "month": 1.0 / 24.0, "year": 0.5}
 _MIN_INTERVAL_YEARS = 1.0 / DAYS_PER_YEAR
 

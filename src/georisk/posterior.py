@@ -34,20 +34,11 @@ from georisk import MODEL_VERSION, __version__
 from georisk.diagnostics import DiagnosticsReport
 from georisk.errors import NotFittedError, StoreError
 from georisk.evidence import KINDS
-from georisk.model_data import PROJECT_CATEGORIES, WINDOW_CATEGORIES
+from georisk.model_data import DRAW_KEYS, PROJECT_CATEGORIES, WINDOW_CATEGORIES
 
 __all__ = ["Posterior", "fit_id_for", "default_posterior_dir", "load_posterior", "load_or_fit"]
 
-_DRAW_KEYS = (
-    "eta",
-    "eta_window",
-    "strength",
-    "lag_log_median",
-    "lag_log_sd",
-    "term_log_median",
-    "term_log_sd",
-    "rho",
-)
+_DRAW_KEYS = DRAW_KEYS
 
 
 def default_posterior_dir(ws) -> Path:
