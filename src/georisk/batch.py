@@ -122,7 +122,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ABS_TOLERANCE",
-    "ESS_RTOL",
     "BatchSummary",
     "batch_inputs",
     "batch_probabilities",
@@ -130,9 +129,7 @@ __all__ = [
 ]
 
 ABS_TOLERANCE = 1e-5
-"""Largest absolute difference allowed between the numba and float64 means and quantiles."""
-ESS_RTOL = 1e-5
-"""Largest relative difference allowed between the numba and float64 effective draws."""
+"""Largest absolute difference allowed between the numba and float64 summaries."""
 
 _DRAW_KEYS = (
     "eta",
@@ -149,26 +146,18 @@ _AUTO_NUMBA_MIN = 1_000_000
 
 @dataclass(frozen=True)
 class BatchSummary:
-    r"""Weighted summaries of the probability draws of many scenarios.
-
-    Every summary weights draw :math:`d` of scenario :math:`s` by the likelihood of the
-    scenario's own status at the as-of date under that draw (see
-    :mod:`georisk.scoring`), exactly as :func:`georisk.scoring.weighted_summary` does.
+    """Summaries of the probability draws of many scenarios.
 
     Attributes
     ----------
     mean : ndarray, shape (N,)
-        Posterior predictive probability of each scenario (the weighted mean).
+        Posterior mean probability of each scenario.
     quantiles : ndarray, shape (N, Q)
-        Its weighted quantiles at ``levels`` (:func:`georisk.scoring.weighted_summary`'s
-        definition: the weighted empirical CDF at the draws' mid-points, interpolated).
+        Its quantiles at ``levels`` (linear interpolation, as ``np.quantile``).
     levels : tuple of float
         Quantile levels, in the column order of ``quantiles``.
-    ess : ndarray, shape (N,)
-        Effective number of draws after weighting, :math:`(\sum w)^2 / \sum w^2`.
-    base_mean, base_quantiles, base_ess : ndarray or None
-        The same for the base-rate-only probability (no evidence, same timing, weighted by
-        the status likelihood without evidence), when asked.
+    base_mean, base_quantiles : ndarray or None
+        The same for the base-rate-only probability (no evidence, same timing), when asked.
     n_draws : int
         Number of posterior draws summarised.
     backend : str
@@ -178,10 +167,8 @@ class BatchSummary:
     mean: np.ndarray
     quantiles: np.ndarray
     levels: tuple[float, ...]
-    ess: np.ndarray
     base_mean: np.ndarray | None
     base_quantiles: np.ndarray | None
-    base_ess: np.ndarray | None
     n_draws: int
     backend: str
 
@@ -221,8 +208,8 @@ def batch_inputs(evidences: Sequence[ScenarioEvidence]) -> dict[str, np.ndarray]
     -------
     dict of ndarray
         ``category``, ``x`` (N x kinds: the events' signed weights summed by kind),
-        ``is_window``, ``age``, ``horizon_age``, ``exposure``, ``elapsed``: keyword
-        arguments of :func:`batch_probabilities`.
+        ``is_window``, ``age``, ``horizon_age``, ``exposure``: keyword arguments of
+        :func:`batch_probabilities`.
     """
     from georisk.evidence import KINDS
 
@@ -231,18 +218,13 @@ def batch_inputs(evidences: Sequence[ScenarioEvidence]) -> dict[str, np.ndarray]
     for i, ev in enumerate(evidences):
         if ev.events:
             x[i] = ev.x.sum(axis=0)
-    is_window = np.array([ev.family == "window" for ev in evidences], dtype=bool)
     return {
         "category": np.array([ev.category_index for ev in evidences], dtype=np.int64),
         "x": x,
-        "is_window": is_window,
+        "is_window": np.array([ev.family == "window" for ev in evidences], dtype=bool),
         "age": np.array([ev.age for ev in evidences], dtype=float),
         "horizon_age": np.array([ev.horizon_age for ev in evidences], dtype=float),
         "exposure": np.array([ev.exposure for ev in evidences], dtype=float),
-        "elapsed": np.array(
-            [ev.elapsed if w else 0.0 for ev, w in zip(evidences, is_window, strict=True)],
-            dtype=float,
-        ),
     }
 
 
@@ -263,22 +245,19 @@ def _as_scenarios(
     age: ArrayLike | None,
     horizon_age: ArrayLike | None,
     exposure: ArrayLike | None,
-    elapsed: ArrayLike | None,
 ) -> tuple[np.ndarray, ...]:
     cat = np.asarray(category, dtype=np.int64).ravel()
     n = cat.size
     xs = np.asarray(x, dtype=float)
     if xs.shape != (n, n_kinds):
         raise ValueError(f"x must have shape (N, kinds) = ({n}, {n_kinds}); got {xs.shape}.")
-    if not np.all(np.isfinite(xs)):
-        raise ValueError("x must be finite.")
     win = np.zeros(n, bool) if is_window is None else np.asarray(is_window, bool).ravel()
 
-    def col(values: ArrayLike | None, name: str, needed: np.ndarray, default=np.nan):
+    def col(values: ArrayLike | None, name: str, needed: np.ndarray) -> np.ndarray:
         if values is None:
-            if needed.any() and np.isnan(default):
+            if needed.any():
                 raise ValueError(f"{name} is required for the scenarios of that family.")
-            return np.full(n, default)
+            return np.full(n, np.nan)
         out = np.broadcast_to(np.asarray(values, dtype=float), (n,)).copy()
         if np.any(~np.isfinite(out[needed])) or np.any(out[needed] < 0):
             raise ValueError(f"{name} must be finite and >= 0 for every scenario using it.")
@@ -289,8 +268,14 @@ def _as_scenarios(
     if np.any(h[~win] < a[~win]):
         raise ValueError("horizon_age must be >= age for every project scenario.")
     e = col(exposure, "exposure", win)
-    el = col(elapsed, "elapsed", win, default=0.0)
-    return cat, xs, win, a, h, e, el
+    return cat, xs, win, a, h, e
+
+
+def _quantile_index(levels: tuple[float, ...], n_draws: int) -> tuple[np.ndarray, ...]:
+    h = (n_draws - 1) * np.asarray(levels, dtype=float)
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, n_draws - 1)
+    return lo, hi, h - lo
 
 
 def batch_probabilities(
@@ -302,14 +287,13 @@ def batch_probabilities(
     age: ArrayLike | None = None,
     horizon_age: ArrayLike | None = None,
     exposure: ArrayLike | None = None,
-    elapsed: ArrayLike | None = None,
     levels: Sequence[float] = QUANTILES,
     base: bool = False,
     backend: str = "auto",
     threads: int | None = None,
     chunk_rows: int | None = None,
 ) -> BatchSummary:
-    r"""Posterior predictive mean, weighted quantiles and ESS of many scenarios' probability.
+    """Mean and quantiles of the probability of many scenarios over posterior draws.
 
     Parameters
     ----------
@@ -329,15 +313,10 @@ def batch_probabilities(
         for windows). ``horizon_age >= age >= 0``.
     exposure : array_like, shape (N,), optional
         Remaining window length in years (windows; ignored for projects).
-    elapsed : array_like, shape (N,), optional
-        Years of the window already past without an event (windows; ignored for projects):
-        the draws are weighted by :math:`(1 - \pi)^{\text{elapsed}}`. Default 0, i.e.
-        windows that start at the as-of date (no conditioning).
     levels : sequence of float, default :data:`georisk.scoring.QUANTILES`
         Quantile levels in [0, 1].
     base : bool, default False
-        Also summarise the base-rate-only probability (``x = 0``, same timing, weighted by
-        the status likelihood without evidence).
+        Also summarise the base-rate-only probability (``x = 0``, same timing).
     backend : {"auto", "numba", "numpy"}
         ``auto`` is ``numba`` when numba is installed, except for fewer than a million
         scenario-draws in a process that has not imported numba yet (its first use costs
@@ -357,7 +336,7 @@ def batch_probabilities(
     --------
     >>> from georisk.batch import batch_inputs, batch_probabilities
     >>> s = batch_probabilities(posterior.draws, **batch_inputs(evidences))  # doctest: +SKIP
-    >>> s.mean, s.quantile(0.9), s.ess  # doctest: +SKIP
+    >>> s.mean, s.quantile(0.9)  # doctest: +SKIP
     """
     missing = [k for k in _DRAW_KEYS if k not in draws]
     if missing:
@@ -366,8 +345,8 @@ def batch_probabilities(
     n_draws, n_kinds = strength.shape
     if n_draws < 1:
         raise ValueError("at least one posterior draw is needed.")
-    cat, xs, win, a, h, e, el = _as_scenarios(
-        n_kinds, category, x, is_window, age, horizon_age, exposure, elapsed
+    cat, xs, win, a, h, e = _as_scenarios(
+        n_kinds, category, x, is_window, age, horizon_age, exposure
     )
     n_proj_cat = np.asarray(draws["eta"]).shape[1]
     n_win_cat = np.asarray(draws["eta_window"]).shape[1]
@@ -393,12 +372,10 @@ def batch_probabilities(
     out = {
         "mean": np.empty(n),
         "q": np.empty((n, len(lv))),
-        "ess": np.empty(n),
         "base_mean": np.empty(n) if base else None,
         "base_q": np.empty((n, len(lv))) if base else None,
-        "base_ess": np.empty(n) if base else None,
     }
-    args = (draws, cat, xs, win, a, h, e, el, lv, base, threads, chunk_rows, out)
+    args = (draws, cat, xs, win, a, h, e, lv, base, threads, chunk_rows, out)
     if n:
         if backend == "numba":
             _run_numba(*args)
@@ -408,10 +385,8 @@ def batch_probabilities(
         mean=out["mean"],
         quantiles=out["q"],
         levels=lv,
-        ess=out["ess"],
         base_mean=out["base_mean"],
         base_quantiles=out["base_q"],
-        base_ess=out["base_ess"],
         n_draws=n_draws,
         backend=backend,
     )
@@ -442,45 +417,8 @@ def _for_chunks(n: int, rows: int, threads: int, work) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _weighted_rows(
-    p: np.ndarray, w: np.ndarray, levels: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row-wise :func:`georisk.scoring.weighted_summary` of (rows, draws) arrays.
-
-    Rows holding a NaN probability, or whose weights are not positive in sum, give NaN.
-
-    Parameters
-    ----------
-    p, w : ndarray, shape (rows, draws)
-        Probability draws and their weights.
-    levels : sequence of float
-        Quantile levels.
-
-    Returns
-    -------
-    (ndarray, ndarray, ndarray)
-        Weighted means (rows,), quantiles (rows, levels) and effective draws (rows,).
-    """
-    lv = np.asarray(levels, dtype=float)
-    order = np.argsort(p, axis=1, kind="stable")
-    vs = np.take_along_axis(p, order, axis=1)
-    ws = np.take_along_axis(w, order, axis=1)
-    total = w.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cdf = (np.cumsum(ws, axis=1) - 0.5 * ws) / total[:, None]
-        mean = np.einsum("ij,ij->i", w, p) / total
-        ess = total**2 / np.einsum("ij,ij->i", w, w)
-    bad = ~(total > 0) | np.isnan(p).any(axis=1) | (w < 0).any(axis=1)
-    q = np.full((p.shape[0], lv.size), np.nan)
-    for r in np.flatnonzero(~bad):
-        q[r] = np.interp(lv, cdf[r], vs[r])
-    mean[bad] = np.nan
-    ess[bad] = np.nan
-    return mean, q, ess
-
-
-def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -> None:
-    from georisk.scoring import expit, project_terms, window_probability
+def _run_numpy(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> None:
+    from georisk.scoring import project_probability, window_probability
 
     eta_p = np.asarray(draws["eta"], dtype=float)
     eta_w = np.asarray(draws["eta_window"], dtype=float)
@@ -488,8 +426,11 @@ def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -
     lag = [np.asarray(draws[k], dtype=float)[None, :] for k in _DRAW_KEYS[3:]]
     rows = max(1, min(rows, (1 << 22) // (8 * beta.shape[0])))  # float64 work arrays
 
+    def summarise(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return p.mean(axis=1), np.quantile(p, lv, axis=1, method="linear").T
+
     def work(i: int, j: int, _state: dict) -> None:
-        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # NaN at 0/0
+        with np.errstate(divide="ignore", invalid="ignore"):  # NaN where 0/0, as documented
             chunk(i, j)
 
     def chunk(i: int, j: int) -> None:
@@ -499,23 +440,20 @@ def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -
         b[~w] = eta_p[:, c[~w]].T
         b[w] = eta_w[:, c[w]].T
         eta = b + xs[sl] @ beta.T
-        for target, prefix in ((eta, ""), (b, "base_")):
-            if prefix and not base:
+        for target, key_m, key_q in ((eta, "mean", "q"), (b, "base_mean", "base_q")):
+            if key_m == "base_mean" and not base:
                 continue
             p = np.empty_like(target)
-            wt = np.empty_like(target)
             pw, pp = w, ~w
             if pp.any():
-                num, den = project_terms(target[pp], a[sl][pp, None], h[sl][pp, None], *lag)
-                p[pp] = num / den
-                wt[pp] = den
+                p[pp] = project_probability(
+                    target[pp], a[sl][pp, None], h[sl][pp, None], *lag
+                )
             if pw.any():
                 p[pw] = window_probability(target[pw], e[sl][pw, None])
-                wt[pw] = np.exp(el[sl][pw, None] * np.log1p(-expit(target[pw])))
-            m, q, ess = _weighted_rows(p, wt, lv)
-            out[prefix + "mean"][sl] = m
-            out[prefix + "q"][sl] = q
-            out[prefix + "ess"][sl] = ess
+            m, q = summarise(p)
+            out[key_m][sl] = m
+            out[key_q][sl] = q
 
     _for_chunks(cat.size, rows, threads, work)
 
@@ -530,35 +468,18 @@ _LOG2E = _F(1.4426950408889634)
 _LN2_HI = _F(0.693359375)
 _LN2_LO = _F(-2.12194440e-4)
 _INV_SQRT2 = 0.7071067811865476
-_SQRT2 = math.sqrt(2.0)
-_KEY_MASK = np.int64(0xFFFFFFFF)
-# Bound on |float32 probability - float64 probability| of one draw (see the module
-# docstring): _RHO0 + _RHO_ETA * H relative (H bounds |eta|'s terms), _ALPHA * U absolute
-# (U bounds the cancelling terms), _TAU absolute.
-_RHO0 = 2.0**-15
-_RHO_ETA = 2.0**-19
-_ALPHA = 2.0**-15
-_TAU = 2.0**-80
 
 _nb_bits_to_f32: Any = None
 _nb_f32_to_bits: Any = None
 _nb_bits_to_f64: Any = None
 _nb_f64_to_bits: Any = None
 _nb_exp64: Any = None
-_nb_r32: Any = None
-_nb_r64: Any = None
+_nb_q32: Any = None
+_nb_q64: Any = None
 _nb_exp: Any = None
 _nb_tail_row: Any = None
-_nb_row_max: Any = None
-_nb_row_min: Any = None
-_nb_wsums: Any = None
-_nb_key: Any = None
-_nb_key_value: Any = None
-_nb_bucket: Any = None
-_nb_exact: Any = None
-_nb_resolve: Any = None
-_nb_slow: Any = None
-_nb_wquantiles: Any = None
+_nb_mean: Any = None
+_nb_select: Any = None
 _nb_summarise_row: Any = None
 _nb_kernel: Any = None
 _NB_LOCK = threading.Lock()
@@ -600,8 +521,9 @@ def _py_exp64(x):
     return p * _nb_bits_to_f64((_nb_f64_to_bits(k) + 1023) << 52)
 
 
-def _py_r32(av):
-    """Return ``erfc(av) / 2`` for ``av >= 0`` in float32: the smaller normal tail."""
+def _py_q32(x):
+    """Return the normal upper tail at ``x * sqrt 2`` (``erfc(x) / 2``), in float32."""
+    av = abs(x)
     t = _F(1.0) / (_F(1.0) + _F(0.5) * av)
     # P_9(t) by Estrin's scheme: shorter dependency chains than Horner (8% faster here)
     t2 = t * t
@@ -612,11 +534,13 @@ def _py_r32(av):
     a67 = _F(-1.13520398) + _F(1.48851587) * t
     a89 = _F(-0.82215223) + _F(0.17087277) * t
     poly = (a01 + a23 * t2) + (a45 + a67 * t2) * t4 + a89 * (t4 * t4)
-    return _F(0.5) * t * _nb_exp(poly - av * av)
+    r = _F(0.5) * t * _nb_exp(poly - av * av)
+    return r if x >= _F(0.0) else _F(1.0) - r
 
 
-def _py_r64(av):
-    """Return ``erfc(av) / 2`` for ``av >= 0`` in float64."""
+def _py_q64(x):
+    """Return the normal upper tail at ``x * sqrt 2`` (``erfc(x) / 2``), float64, as float32."""
+    av = abs(x)
     t = 1.0 / (1.0 + 0.5 * av)
     t2 = t * t
     t4 = t2 * t2
@@ -626,419 +550,121 @@ def _py_r64(av):
     a67 = -1.13520398 + 1.48851587 * t
     a89 = -0.82215223 + 0.17087277 * t
     poly = (a01 + a23 * t2) + (a45 + a67 * t2) * t4 + a89 * (t4 * t4)
-    return 0.5 * t * _nb_exp64(poly - av * av)
+    r = 0.5 * t * _nb_exp64(poly - av * av)
+    return _F(r if x >= 0.0 else 1.0 - r)
 
 
-def _py_tail_row(log_t, mu, isd, mu_hi, mu_lo, isd32, upper, lower):
-    r"""Both tails of the normal at :math:`z_d = (\log t - \mu_d)/\sigma_d`, as float32.
+def _py_tail_row(log_t, mu, isd, mu_hi, mu_lo, isd32, out):
+    r"""``out[d] = Q((log_t - mu[d]) * isd[d] * sqrt 2)``, Q the normal upper tail.
 
-    ``upper[d]`` = :math:`1 - \Phi(z_d)`, ``lower[d]`` = :math:`\Phi(z_d)`, each formed
-    from the smaller tail :math:`r = \operatorname{erfc}(|x|)/2`, :math:`x = z/\sqrt2`
-    (``isd`` holds :math:`1/(\sigma\sqrt2)`), so that the smaller of the two is accurate
-    *relatively*. Numerical Recipes ``erfcc``, fractional error < 1.2e-7. In float32 (8
-    lanes) when every :math:`|x| \le 2` (:math:`r \ge 2.3e-3`), with the subtraction done
-    in two parts (``mu_hi + mu_lo``); else in float64 (4 lanes, 2x slower). Float32 holds
-    :math:`x` to a relative :math:`\rho \approx 2e-7`, hence :math:`r` to
-    :math:`2x^2\rho`: fine for :math:`|x| \le 2`, too coarse for the deep tails whose ratio
-    decides the probability of an old open project.
+    ``isd`` holds :math:`1/(\sigma\sqrt2)`, so the argument :math:`x` is erfc's. Numerical
+    Recipes ``erfcc``, fractional error < 1.2e-7. In float32 (8 lanes) when every
+    :math:`x \le 2` (:math:`Q \ge 2.3e-3`), with the subtraction done in two parts
+    (``mu_hi + mu_lo``); else in float64 (4 lanes, 2x slower). Float32 holds :math:`x` to
+    a relative :math:`\rho \approx 2e-7`, hence :math:`Q` to :math:`2x^2\rho`: fine for
+    :math:`x \le 2`, too coarse for the deep upper tails whose ratio decides the
+    probability of an old open project (lower tails, :math:`Q \to 1`, need only an
+    absolute accuracy).
     """
-    n = upper.shape[0]
+    n = out.shape[0]
     lt_hi = _F(log_t)
     lt_lo = _F(log_t - np.float64(lt_hi))
-    big = _F(0.0)
+    big = _F(-np.inf)
     for d in range(n):
-        big = max(big, abs((lt_hi - mu_hi[d]) * isd32[d]))
-    one = _F(1.0)
+        big = max(big, (lt_hi - mu_hi[d]) * isd32[d])
     if big <= _F(2.0):
         for d in range(n):
-            x = ((lt_hi - mu_hi[d]) + (lt_lo - mu_lo[d])) * isd32[d]
-            r = _nb_r32(abs(x))
-            pos = x >= _F(0.0)
-            upper[d] = r if pos else one - r
-            lower[d] = one - r if pos else r
+            out[d] = _nb_q32(((lt_hi - mu_hi[d]) + (lt_lo - mu_lo[d])) * isd32[d])
     else:
         for d in range(n):
-            x = (log_t - mu[d]) * isd[d]
-            r = _nb_r64(abs(x))
-            pos = x >= 0.0
-            upper[d] = _F(r if pos else 1.0 - r)
-            lower[d] = _F(1.0 - r if pos else r)
+            out[d] = _nb_q64((log_t - mu[d]) * isd[d])
 
 
-def _py_row_max(row):
-    """Largest value of a float32 row of finite numbers (0 for an empty row)."""
-    acc = _F(0.0)
+def _py_mean(row):
+    """Mean of a float32 row, accumulated in float64."""
+    acc = 0.0
     for d in range(row.shape[0]):
-        acc = max(acc, row[d])
-    return acc
+        acc += row[d]
+    return acc / row.shape[0]
 
 
-def _py_row_min(row):
-    """Smallest value of a float32 row of finite numbers."""
-    acc = row[0]
-    for d in range(row.shape[0]):
-        acc = min(acc, row[d])
-    return acc
+def _py_select(row, ranks, vals, counts, idx, slot, seg, gather):
+    """Order statistics ``ranks`` (sorted, distinct) of ``row`` into ``vals``: exact.
 
-
-def _py_wsums(row, wrow):
-    """Return the sums of w, w * p and w**2 over a row, accumulated in float64."""
-    sw = 0.0
-    swp = 0.0
-    sww = 0.0
-    for d in range(row.shape[0]):
-        w = np.float64(wrow[d])
-        sw += w
-        swp += w * np.float64(row[d])
-        sww += w * w
-    return sw, swp, sww
-
-
-def _py_key(v, d):
-    """Sort key of draw ``d`` with probability ``v >= 0``: (value bits, draw) in one int64."""
-    bits = np.int64(_nb_f32_to_bits(v) & np.int32(0x7FFFFFFF))  # -0.0 sorts as 0.0
-    return (bits << np.int64(32)) | np.int64(d)
-
-
-def _py_key_value(key):
-    """Return the float32 value of a sort key."""
-    return _nb_bits_to_f32(np.int32(key >> np.int64(32)))
-
-
-def _py_bucket(v, nonneg, lo, scale, mn, top):
-    """Bucket of a float32 value: monotone, on the bit pattern when ``nonneg``."""
-    f = (_F(_nb_f32_to_bits(v)) - lo) * scale if nonneg else (v - mn) * scale
-    return np.int32(min(max(f, _F(0.0)), top))
-
-
-def _py_exact(d, ctx):
-    """Probability and weight of draw ``d``, in float64, by the formulas of the scoring path.
-
-    ``ctx`` = (mode, category, with evidence, x row, eta (project, window), strength, lag
-    mu, lag sd, termination mu, termination sd, scalars, given p, given w). ``mode`` 1 is a
-    project, 2 a window (both exactly as :func:`georisk.scoring.project_terms` /
-    :func:`~georisk.scoring.window_probability` compute them, libm ``erfc``, ``exp``,
-    ``log``, ``log1p``, ``expm1``, no contraction), 0 reads the given arrays (tests).
+    Bucket selection: one pass buckets every value (on the float's bit pattern, a log-like
+    scale, for non-negative rows; linearly otherwise) and counts; the buckets holding the
+    wanted ranks are gathered in a second pass and sorted (a few values each). Returns
+    False, leaving ``vals`` alone, when the row holds a NaN.
     """
-    mode, c, with_x, xrow, eta_p, eta_w, beta, mu, sd, tmu, tsd, scal, gp, gw = ctx
-    if mode == 0:
-        return gp[d], gw[d]
-    eta = eta_w[c, d] if mode == 2 else eta_p[c, d]
-    if with_x:
-        shift = 0.0
-        for k in range(xrow.shape[0]):
-            if xrow[k] != 0.0:
-                shift += xrow[k] * beta[k, d]
-        eta = eta + shift
-    if eta >= 0.0:
-        pi = 1.0 / (1.0 + math.exp(-eta))
-    else:
-        ex = math.exp(eta)
-        pi = ex / (1.0 + ex)
-    if mode == 2:
-        l1 = math.log1p(-pi)
-        return -math.expm1(scal[4] * l1), math.exp(scal[5] * l1 + scal[6])
-    f_a = 0.0
-    g_a = 0.0
-    f_h = 0.0
-    if scal[0] > 0.0:
-        f_a = 0.5 * math.erfc(-((scal[2] - mu[d]) / sd[d]) / _SQRT2)
-        g_a = 0.5 * math.erfc(-((scal[2] - tmu[d]) / tsd[d]) / _SQRT2)
-    if scal[1] > 0.0:
-        f_h = 0.5 * math.erfc(-((scal[3] - mu[d]) / sd[d]) / _SQRT2)
-    num = pi * (f_h - f_a)
-    den = (1.0 - pi) * (1.0 - g_a) + pi * (1.0 - f_a)
-    return num / den, den
-
-
-def _py_resolve(
-    keys, off, n, c0, below, above, lv, wq, row, wrow,
-    use_b, g_lo, g_hi, bpar, s_lo, s_hi, rho, ub, ctx, ap, aw, ad, ao,
-):  # fmt: skip
-    """Weighted quantile ``lv`` from candidates ``keys[off:off+n]`` (sorted), exactly.
-
-    The candidates are every draw in a range of buckets (``use_b``: ``g_lo..g_hi``) or of
-    float32 values (``s_lo..s_hi``); ``c0`` is the weight of the draws below them, ``below``
-    / ``above`` whether any draw lies outside. Draws whose float32 values lie within the
-    error bound of the bracketing pair are recomputed in float64 by the scoring path's
-    formulas and ordered by (value, draw), as ``np.argsort(kind="stable")`` orders them;
-    the window grows until both bracketing draws are further than the bound from every
-    draw outside it. Returns (0, quantile, _, _), or (1, nan, lo, hi) when the window
-    [lo, hi] reaches beyond the candidates.
-    """
-    nonneg, blo, bscale, bmn, btop = bpar
-    c = c0
-    k = -1
-    for i in range(n):
-        w = np.float64(wrow[keys[off + i] & _KEY_MASK])
-        c += w
-        if (c - 0.5 * w) / wq <= lv:
-            k = i
-        else:
-            break
-    v = np.float64(_nb_key_value(keys[off + max(k, 0)]))
-    a_lo = v - 3.0 * (rho * v + ub)
-    v = np.float64(_nb_key_value(keys[off + min(k + 1, n - 1)]))
-    a_hi = v + 3.0 * (rho * v + ub)
-    for _ in range(n + 64):
-        ok_lo = True
-        ok_hi = True
-        if use_b:
-            if below:
-                ok_lo = _nb_bucket(_F(a_lo), nonneg, blo, bscale, bmn, btop) >= g_lo
-            if above:
-                ok_hi = _nb_bucket(_F(a_hi), nonneg, blo, bscale, bmn, btop) <= g_hi
-        else:
-            ok_lo = a_lo >= s_lo or not below
-            ok_hi = a_hi <= s_hi or not above
-        if not (ok_lo and ok_hi):
-            return 1, np.nan, a_lo, a_hi
-        m0 = 0
-        while m0 < n and np.float64(_nb_key_value(keys[off + m0])) < a_lo:
-            m0 += 1
-        m1 = n - 1
-        while m1 >= 0 and np.float64(_nb_key_value(keys[off + m1])) > a_hi:
-            m1 -= 1
-        cb = c0
-        for i in range(m0):
-            cb += np.float64(wrow[keys[off + i] & _KEY_MASK])
-        na = m1 - m0 + 1
-        for t in range(na):
-            d = keys[off + m0 + t] & _KEY_MASK
-            p, w = _nb_exact(d, ctx)
-            ap[t] = p
-            aw[t] = w
-            ad[t] = d
-            ao[t] = t
-        for t in range(1, na):  # insertion sort by (exact value, draw)
-            cur = ao[t]
-            pc = ap[cur]
-            dc = ad[cur]
-            u = t - 1
-            while u >= 0 and (ap[ao[u]] > pc or (ap[ao[u]] == pc and ad[ao[u]] > dc)):
-                ao[u + 1] = ao[u]
-                u -= 1
-            ao[u + 1] = cur
-        c = cb
-        j = -1
-        x0 = 0.0
-        x1 = 0.0
-        for t in range(na):
-            w = aw[ao[t]]
-            c += w
-            cdf = (c - 0.5 * w) / wq
-            if cdf <= lv:
-                j = t
-                x0 = cdf
-            else:
-                x1 = cdf
-                break
-        none_below = m0 == 0 and not below
-        none_above = m1 == n - 1 and not above
-        if j == -1 and not none_below:  # the lower draw of the bracket lies below
-            if m0 > 0:
-                v = np.float64(_nb_key_value(keys[off + m0 - 1]))
-                a_lo = min(a_lo, v - 3.0 * (rho * v + ub))
-            else:
-                a_lo = a_lo - 3.0 * (rho * abs(a_lo) + ub) - (a_hi - a_lo)
-            continue
-        if j == na - 1 and not none_above:  # the upper draw lies above
-            if m1 < n - 1:
-                v = np.float64(_nb_key_value(keys[off + m1 + 1]))
-                a_hi = max(a_hi, v + 3.0 * (rho * v + ub))
-            else:
-                a_hi = a_hi + 3.0 * (rho * abs(a_hi) + ub) + (a_hi - a_lo)
-            continue
-        if j == -1:
-            e0 = ao[0]
-            e1 = e0
-        elif j == na - 1:
-            e0 = ao[na - 1]
-            e1 = e0
-        else:
-            e0 = ao[j]
-            e1 = ao[j + 1]
-        grow = False
-        v = np.float64(row[ad[e0]])
-        r = 3.0 * (rho * v + ub)
-        if v - r < a_lo and not none_below:
-            a_lo = v - r
-            grow = True
-        v = np.float64(row[ad[e1]])
-        r = 3.0 * (rho * v + ub)
-        if v + r > a_hi and not none_above:
-            a_hi = v + r
-            grow = True
-        if grow:
-            continue
-        y0 = ap[e0]
-        if j == -1 or j == na - 1 or x0 == lv:  # np.interp's ends and exact hits
-            return 0, y0, 0.0, 0.0
-        y1 = ap[e1]
-        slope = (y1 - y0) / (x1 - x0)
-        res = slope * (lv - x0) + y0
-        if res != res:  # np.interp's fallbacks
-            res = slope * (lv - x1) + y1
-            if res != res and y0 == y1:
-                res = y0
-        return 0, res, 0.0, 0.0
-    return 1, np.nan, a_lo, a_hi  # pragma: no cover - then the slow path widens it
-
-
-def _py_slow(row, wrow, lv, wq, a_lo, a_hi, bpar, rho, ub, ctx, skey, ap, aw, ad, ao):
-    """Weighted quantile ``lv`` with the window [a_lo, a_hi] gathered from the whole row."""
     n = row.shape[0]
-    while True:
-        pad = 2.0 * (a_hi - a_lo) + 4.0 * ub
-        s_lo = a_lo - pad
-        s_hi = a_hi + pad
-        c0 = 0.0
-        below = False
-        above = False
-        cnt = 0
-        for d in range(n):
-            v = np.float64(row[d])
-            if v < s_lo:
-                c0 += np.float64(wrow[d])
-                below = True
-            elif v > s_hi:
-                above = True
-            else:
-                skey[cnt] = _nb_key(row[d], d)
-                cnt += 1
-        part = skey[:cnt]
-        part.sort()
-        st, val, n_lo, n_hi = _nb_resolve(
-            skey, 0, cnt, c0, below, above, lv, wq, row, wrow,
-            False, 0, 0, bpar, s_lo, s_hi, rho, ub, ctx, ap, aw, ad, ao,
-        )  # fmt: skip
-        if st == 0:
-            return val
-        a_lo = min(a_lo, n_lo)
-        a_hi = max(a_hi, n_hi)
-
-
-def _py_wquantiles(row, wrow, lv, q, s, rho, ub, sel, ctx):
-    """Weighted quantiles of one row into ``q[s]``: bucket selection, then exact brackets.
-
-    One pass puts every draw in a bucket (on the float's bit pattern, a log-like scale, for
-    non-negative rows) and adds up the buckets' counts and weights; the cumulative weights
-    give, for each level, the buckets that hold its bracketing draws (with the nearest
-    non-empty bucket on each side); a second pass gathers those draws, which are sorted
-    (a few per level) and handed to :func:`_py_resolve`.
-    """
-    counts, idx, slot, cb, bw, gkey, lvi, lord, seg, ap, aw, ad, ao, skey = sel
-    n = row.shape[0]
-    nb = counts.shape[0]
-    m = lv.shape[0]
+    n_buckets = counts.shape[0]
+    m = ranks.shape[0]
     mn = row[0]
     mx = row[0]
-    pos_min = _F(np.inf)
+    pos_min = np.float32(np.inf)
+    nan = False
     for d in range(n):
         v = row[d]
+        nan |= v != v
         mn = min(mn, v)
         mx = max(mx, v)
-        pos_min = min(pos_min, v if v > _F(0.0) else _F(np.inf))
+        pos_min = min(pos_min, v if v > 0 else np.float32(np.inf))
+    if nan:
+        return False
     if mx == mn:
         for j in range(m):
-            q[s, j] = mn
-        return
-    top = _F(nb - 1)
-    nonneg = mn >= _F(0.0) and pos_min < mx
-    if nonneg:
+            vals[j] = mn
+        return True
+    top = n_buckets - 1
+    if mn >= 0 and pos_min < mx:
+        # non-negative: bucket the bit patterns (monotone in the value), zeros in bucket 0
         # (float32 arithmetic: rounding is monotone, so the buckets stay ordered)
-        lo = _F(_nb_f32_to_bits(pos_min))
-        hi = _F(_nb_f32_to_bits(mx))
-        scale = _F((nb - 0.5) / (np.float64(hi) - np.float64(lo)))
+        keys = row.view(np.int32)
+        lo = np.float32(_nb_f32_to_bits(pos_min))
+        hi = np.float32(_nb_f32_to_bits(mx))
+        scale = np.float32((n_buckets - 0.5) / (np.float64(hi) - np.float64(lo)))
+        for d in range(n):
+            b = np.int32((np.float32(keys[d]) - lo) * scale)
+            idx[d] = min(max(b, 0), top)
     else:
-        lo = _F(0.0)
-        scale = _F((nb - 0.5) / (np.float64(mx) - np.float64(mn)))
-    bpar = (nonneg, lo, scale, mn, top)
-    for d in range(n):
-        idx[d] = _nb_bucket(row[d], nonneg, lo, scale, mn, top)
+        scale = np.float32((n_buckets - 0.5) / (np.float64(mx) - np.float64(mn)))
+        for d in range(n):
+            b = np.int32((row[d] - mn) * scale)
+            idx[d] = min(max(b, 0), top)
     counts[:] = 0
-    bw[:] = 0.0
     for d in range(n):
-        b = idx[d]
-        counts[b] += 1
-        bw[b] += np.float64(wrow[d])
-    c = 0.0
-    first = -1
-    last = -1
-    for b in range(nb):
-        cb[b] = c
-        c += bw[b]
-        if counts[b] > 0:
-            if first < 0:
-                first = b
-            last = b
-    cb[nb] = c
-    wq = c
-    for j in range(m):
-        t = lv[j] * wq
-        b0 = first
-        b1 = last
-        while b0 < b1:  # first bucket whose cumulative weight reaches t
-            mid = (b0 + b1) // 2
-            if cb[mid + 1] >= t:
-                b1 = mid
-            else:
-                b0 = mid + 1
-        while counts[b0] == 0 and b0 < last:
-            b0 += 1
-        r1 = b0
-        b = b0 + 1
-        while b <= last:  # later buckets whose draws' mid-points may still be <= t
-            if counts[b] > 0:
-                if cb[b] <= t:
-                    r1 = b
-                else:
-                    break
-            b += 1
-        g = b0 - 1
-        while g >= first and counts[g] == 0:
-            g -= 1
-        lvi[j, 0] = g if g >= first else b0
-        g = r1 + 1
-        while g <= last and counts[g] == 0:
-            g += 1
-        lvi[j, 1] = g if g <= last else r1
-        lord[j] = j
-    for j in range(1, m):  # levels in order of their first bucket
-        cur = lord[j]
-        u = j - 1
-        while u >= 0 and lvi[lord[u], 0] > lvi[cur, 0]:
-            lord[u + 1] = lord[u]
-            u -= 1
-        lord[u + 1] = cur
+        counts[idx[d]] += 1
+    # seg[k] = (start in gather, size, rank of its first value, filled so far)
+    j = 0
+    cum = 0
     n_seg = 0
-    for t in range(m):
-        j = lord[t]
-        if n_seg > 0 and lvi[j, 0] <= seg[n_seg - 1, 1]:
-            seg[n_seg - 1, 1] = max(seg[n_seg - 1, 1], lvi[j, 1])
-        else:
-            seg[n_seg, 0] = lvi[j, 0]
-            seg[n_seg, 1] = lvi[j, 1]
-            n_seg += 1
-        lvi[j, 2] = n_seg - 1
-    slot[:] = -1
     pos = 0
-    for k in range(n_seg):
-        seg[k, 2] = pos
-        seg[k, 3] = pos
-        for b in range(seg[k, 0], seg[k, 1] + 1):
-            slot[b] = k
-            pos += counts[b]
+    for b in range(n_buckets):
+        c = counts[b]
+        slot[b] = -1
+        if j < m and ranks[j] < cum + c:
+            slot[b] = n_seg
+            seg[n_seg, 0] = pos
+            seg[n_seg, 1] = c
+            seg[n_seg, 2] = cum
+            seg[n_seg, 3] = 0
+            pos += c
+            n_seg += 1
+            while j < m and ranks[j] < cum + c:
+                j += 1
+        cum += c
     for d in range(n):
         k = slot[idx[d]]
         if k >= 0:
-            gkey[seg[k, 3]] = _nb_key(row[d], d)
+            gather[seg[k, 0] + seg[k, 3]] = row[d]
             seg[k, 3] += 1
+    j = 0
     for k in range(n_seg):
-        part = gkey[seg[k, 2] : seg[k, 3]]
-        c_ = part.shape[0]
-        if c_ <= 48:
-            for i in range(1, c_):
+        s0 = seg[k, 0]
+        c = seg[k, 1]
+        part = gather[s0 : s0 + c]
+        if c <= 48:
+            for i in range(1, c):
                 v = part[i]
                 i2 = i - 1
                 while i2 >= 0 and part[i2] > v:
@@ -1047,48 +673,36 @@ def _py_wquantiles(row, wrow, lv, q, s, rho, ub, sel, ctx):
                 part[i2 + 1] = v
         else:
             part.sort()
-    for j in range(m):
-        k = lvi[j, 2]
-        g_lo = lvi[j, 0]
-        g_hi = lvi[j, 1]
-        off = seg[k, 2]
-        for b in range(seg[k, 0], g_lo):
-            off += counts[b]
-        cnt = 0
-        for b in range(g_lo, g_hi + 1):
-            cnt += counts[b]
-        st, val, a_lo, a_hi = _nb_resolve(
-            gkey, off, cnt, cb[g_lo], g_lo > first, g_hi < last, lv[j], wq, row, wrow,
-            True, g_lo, g_hi, bpar, 0.0, 0.0, rho, ub, ctx, ap, aw, ad, ao,
-        )  # fmt: skip
-        if st != 0:
-            val = _nb_slow(row, wrow, lv[j], wq, a_lo, a_hi, bpar, rho, ub, ctx, skey, ap,
-                           aw, ad, ao)  # fmt: skip
-        q[s, j] = val
+        while j < m and ranks[j] < seg[k, 2] + c:
+            vals[j] = part[ranks[j] - seg[k, 2]]
+            j += 1
+    return True
 
 
-def _py_summarise_row(row, wrow, s, mean, q, ess, lv, rho, ub, sel, ctx):
-    """Weighted mean, quantiles and effective draws of one row; NaN if a draw is NaN."""
-    sw, swp, sww = _nb_wsums(row, wrow)
-    if not (swp == swp and sw > 0.0):
-        mean[s] = np.nan
-        ess[s] = np.nan
-        for j in range(lv.shape[0]):
+def _py_summarise_row(row, s, mean, q, ranks, pos_lo, pos_hi, tq, sel):
+    """Mean and interpolated quantiles of one row (``np.quantile``'s linear formula)."""
+    mean[s] = _nb_mean(row)
+    counts, idx, slot, seg, gather, vals = sel
+    if _nb_select(row, ranks, vals, counts, idx, slot, seg, gather):
+        for j in range(tq.shape[0]):
+            a = np.float64(vals[pos_lo[j]])
+            b = np.float64(vals[pos_hi[j]])
+            t = tq[j]
+            diff = b - a
+            q[s, j] = b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
+    else:
+        for j in range(tq.shape[0]):
             q[s, j] = np.nan
-        return
-    mean[s] = swp / sw
-    ess[s] = sw * sw / sww
-    _nb_wquantiles(row, wrow, lv, q, s, rho, ub, sel, ctx)
 
 
 def _py_kernel(
-    base_p, base_w, beta, lag, exact_in, cat, x, win, age, horizon, expo, elap,
-    lv, do_base, out, out_base, rows, sel, scal, dummy,
+    base_p, base_w, beta, lag, cat, x, win, age, horizon, expo,
+    ranks, pos_lo, pos_hi, tq, do_base,
+    mean, q, mean_base, q_base,
+    row, eta, s_a, s_h, r_a, sel,
 ):  # fmt: skip
-    """Summaries of a run of scenarios: probabilities and weights row by row, then summaries."""
+    """Summaries of a run of scenarios: probabilities row by row, then mean and quantiles."""
     mu, isd, mu_hi, mu_lo, isd32, tmu, tisd, tmu_hi, tmu_lo, tisd32 = lag
-    eta_p64, eta_w64, beta64, mu64, sd64, tmu64, tsd64, amax_p, amax_w, amax_b = exact_in
-    row, wrow, eta, s_a, f_a, s_h, f_h, r_a, junk, urow = rows
     n_rows = cat.shape[0]
     n_draws = row.shape[0]
     n_kinds = beta.shape[0]
@@ -1096,7 +710,6 @@ def _py_kernel(
     last_h = -1.0
     one = _F(1.0)
     zero = _F(0.0)
-    half = _F(0.5)
     nan = _F(np.nan)
     for s in range(n_rows):
         c = cat[s]
@@ -1105,22 +718,17 @@ def _py_kernel(
             if is_w:
                 for d in range(n_draws):
                     eta[d] = base_w[c, d]
-                h_eta = amax_w[c]
             else:
                 for d in range(n_draws):
                     eta[d] = base_p[c, d]
-                h_eta = amax_p[c]
             if variant == 0:
                 for k in range(n_kinds):
                     w = _F(x[s, k])
                     if w != zero:
-                        h_eta += abs(x[s, k]) * amax_b[k]
                         for d in range(n_draws):
                             eta[d] += w * beta[k, d]
-            rho = _RHO0 + _RHO_ETA * h_eta
             if is_w:
                 ln = _F(expo[s])
-                el = _F(elap[s])
                 for d in range(n_draws):
                     v = eta[d]
                     u = _nb_exp(-abs(v))
@@ -1137,8 +745,7 @@ def _py_kernel(
                     ser = ser * zz + _F(1.0 / 5.0)
                     ser = ser * zz + _F(1.0 / 3.0)
                     ser = ser * zz + one
-                    softplus = max(v, zero) + _F(2.0) * z * ser  # -log(1 - pi)
-                    y = ln * softplus
+                    y = ln * (max(v, zero) + _F(2.0) * z * ser)
                     # -expm1(-y): Taylor series below 0.1, else 1 - exp(-y)
                     small = _F(1.0 / 720.0)
                     small = _F(1.0 / 120.0) - y * small
@@ -1148,42 +755,25 @@ def _py_kernel(
                     small = y * (one - y * small)
                     p = small if y < _F(0.1) else one - _nb_exp(-y)
                     row[d] = min(max(p, zero), one)
-                    wrow[d] = el * softplus
-                # weights (1 - pi)^elapsed, scaled by the largest: no underflow
-                shift = zero
-                if el > zero:
-                    shift = _nb_row_min(wrow)
-                    for d in range(n_draws):
-                        wrow[d] = _nb_exp(shift - wrow[d])
-                else:
-                    wrow[:] = one
-                scal[4] = expo[s]
-                scal[5] = elap[s]
-                scal[6] = shift
-                ub = _TAU
-                mode = 2
             else:
-                a = age[s]
-                hz = horizon[s]
                 if variant == 0:
+                    a = age[s]
+                    hz = horizon[s]
                     if a != last_age:
                         if a > 0.0:
                             la = math.log(a)
-                            _nb_tail_row(la, mu, isd, mu_hi, mu_lo, isd32, s_a, f_a)
-                            _nb_tail_row(la, tmu, tisd, tmu_hi, tmu_lo, tisd32, r_a, junk)
+                            _nb_tail_row(la, mu, isd, mu_hi, mu_lo, isd32, s_a)
+                            _nb_tail_row(la, tmu, tisd, tmu_hi, tmu_lo, tisd32, r_a)
                         else:
                             s_a[:] = one
-                            f_a[:] = zero
                             r_a[:] = one
                     if hz != last_h or a != last_age:
                         if hz == a:
                             s_h[:] = s_a
-                            f_h[:] = f_a
                         elif hz > 0.0:
-                            _nb_tail_row(math.log(hz), mu, isd, mu_hi, mu_lo, isd32, s_h, f_h)
+                            _nb_tail_row(math.log(hz), mu, isd, mu_hi, mu_lo, isd32, s_h)
                         else:
                             s_h[:] = one
-                            f_h[:] = zero
                     last_age = a
                     last_h = hz
                 for d in range(n_draws):
@@ -1193,37 +783,20 @@ def _py_kernel(
                     e0 = u if v >= zero else one
                     sa = s_a[d]
                     den = e0 * r_a[d] + e1 * sa
-                    fh = f_h[d]
-                    low = fh <= half
-                    # F(H) - F(a) = S(a) - S(H), from the smaller tails: no cancellation
-                    # of 1 - small when both are small
-                    diff = fh - f_a[d] if low else sa - s_h[d]
-                    inv = one / den
-                    p = min(max(e1 * diff * inv, zero), one)
-                    ok = den > zero
-                    row[d] = p if ok else nan
-                    wrow[d] = den / (e0 + e1)  # (1 - pi) R(a) + pi S(a)
-                    urow[d] = e1 * (fh if low else sa) * inv if ok else zero
-                scal[0] = a
-                scal[1] = hz
-                scal[2] = math.log(a) if a > 0.0 else 0.0
-                scal[3] = math.log(hz) if hz > 0.0 else 0.0
-                ub = _ALPHA * np.float64(_nb_row_max(urow)) + _TAU
-                mode = 1
-            ctx = (
-                mode, c, variant == 0, x[s], eta_p64, eta_w64, beta64,
-                mu64, sd64, tmu64, tsd64, scal, dummy, dummy,
-            )  # fmt: skip
-            o = out if variant == 0 else out_base
-            _nb_summarise_row(row, wrow, s, o[0], o[1], o[2], lv, rho, ub, sel, ctx)
+                    p = min(max(e1 * (sa - s_h[d]) / den, zero), one)
+                    row[d] = p if den > zero else nan
+            if variant == 0:
+                _nb_summarise_row(row, s, mean, q, ranks, pos_lo, pos_hi, tq, sel)
+            else:
+                _nb_summarise_row(row, s, mean_base, q_base, ranks, pos_lo, pos_hi, tq, sel)
+
 
 
 def _numba_kernel():
     """Compile (or load from numba's on-disk cache) the kernel; imports numba."""
     global _nb_bits_to_f32, _nb_f32_to_bits, _nb_bits_to_f64, _nb_f64_to_bits
-    global _nb_exp, _nb_exp64, _nb_r32, _nb_r64, _nb_tail_row, _nb_row_max, _nb_row_min
-    global _nb_wsums, _nb_key, _nb_key_value, _nb_bucket, _nb_exact, _nb_resolve, _nb_slow
-    global _nb_wquantiles, _nb_summarise_row, _nb_kernel
+    global _nb_exp, _nb_exp64, _nb_q32, _nb_q64, _nb_tail_row, _nb_mean
+    global _nb_select, _nb_summarise_row, _nb_kernel
     if _nb_kernel is not None:
         return _nb_kernel
     with _NB_LOCK:
@@ -1277,12 +850,8 @@ def _numba_kernel():
             return types.int64(v), codegen
 
         # No 'reassoc' where the order of operations is the algorithm (Cody-Waite, the
-        # series); 'nnan'/'ninf' never where inputs may hold them. The sums may reassociate;
-        # the max/min reductions run over finite numbers. The exact float64 path and the
-        # quantile interpolation use no fast-math at all (no contraction: they reproduce
-        # numpy's roundings).
+        # series); 'nnan'/'ninf' never (inputs may hold inf). The mean may reassociate.
         exact = {"contract", "arcp", "nsz", "afn"}
-        finite = {"nnan", "ninf", "nsz", "reassoc"}
         opts: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"}
         _nb_bits_to_f32 = bits_to_f32
         _nb_f32_to_bits = f32_to_bits
@@ -1290,101 +859,31 @@ def _numba_kernel():
         _nb_f64_to_bits = f64_to_bits
         _nb_exp64 = numba.njit(fastmath=exact, **opts)(_py_exp64)
         _nb_exp = numba.njit(fastmath=exact, **opts)(_py_exp)
-        _nb_r32 = numba.njit(fastmath=exact, **opts)(_py_r32)
-        _nb_r64 = numba.njit(fastmath=exact, **opts)(_py_r64)
+        _nb_q32 = numba.njit(fastmath=exact, **opts)(_py_q32)
+        _nb_q64 = numba.njit(fastmath=exact, **opts)(_py_q64)
         _nb_tail_row = numba.njit(fastmath=exact, **opts)(_py_tail_row)
-        _nb_row_max = numba.njit(fastmath=finite, **opts)(_py_row_max)
-        _nb_row_min = numba.njit(fastmath=finite, **opts)(_py_row_min)
-        _nb_wsums = numba.njit(fastmath=exact | {"reassoc"}, **opts)(_py_wsums)
-        _nb_key = numba.njit(**opts)(_py_key)
-        _nb_key_value = numba.njit(**opts)(_py_key_value)
-        _nb_bucket = numba.njit(**opts)(_py_bucket)
-        _nb_exact = numba.njit(**opts)(_py_exact)
-        _nb_resolve = numba.njit(**opts)(_py_resolve)
-        _nb_slow = numba.njit(**opts)(_py_slow)
-        _nb_wquantiles = numba.njit(**opts)(_py_wquantiles)
+        _nb_mean = numba.njit(fastmath=exact | {"reassoc"}, **opts)(_py_mean)
+        _nb_select = numba.njit(**opts)(_py_select)
         _nb_summarise_row = numba.njit(**opts)(_py_summarise_row)
         _nb_kernel = numba.njit(fastmath=exact, **opts)(_py_kernel)
         return _nb_kernel
 
 
-def _selection_scratch(n_draws: int, n_levels: int) -> tuple[np.ndarray, ...]:
-    n_buckets = int(np.clip(1 << max(0, (n_draws // 4 - 1).bit_length()), 64, 1 << 14))
-    return (
-        np.empty(n_buckets, np.int32),  # counts
-        np.empty(n_draws, np.int32),  # bucket of each draw
-        np.empty(n_buckets, np.int32),  # segment of each bucket
-        np.empty(n_buckets + 1),  # cumulative weights
-        np.empty(n_buckets),  # weights
-        np.empty(n_draws, np.int64),  # gathered keys
-        np.empty((n_levels, 3), np.int64),  # per level: buckets, segment
-        np.empty(n_levels, np.int64),  # levels by first bucket
-        np.empty((n_levels, 4), np.int64),  # per segment: buckets, start, fill
-        np.empty(n_draws),  # exact values of a window
-        np.empty(n_draws),  # exact weights
-        np.empty(n_draws, np.int64),  # draws
-        np.empty(n_draws, np.int64),  # order
-        np.empty(n_draws, np.int64),  # keys of the slow path
-    )
-
-
-def _weighted_quantiles_given(
-    p32: np.ndarray,
-    w32: np.ndarray,
-    p64: np.ndarray,
-    w64: np.ndarray,
-    levels: Sequence[float],
-    rho: float,
-    ub: float,
-) -> np.ndarray:
-    """Run the numba weighted quantile selection on given rows (tests).
-
-    ``p32``/``w32`` play the kernel's float32 rows, ``p64``/``w64`` the exact values that
-    its float64 path would recompute; ``rho`` and ``ub`` bound ``|p32 - p64|`` by
-    ``rho * p32 + ub``.
-    """
-    _numba_kernel()
-    p32 = np.ascontiguousarray(p32, dtype=np.float32)
-    w32 = np.ascontiguousarray(w32, dtype=np.float32)
-    lv = np.asarray(levels, dtype=float)
-    q = np.empty((1, lv.size))
-    k = 1
-    z2 = np.zeros((1, p32.size))
-    z1 = np.zeros(p32.size)
-    ctx = (
-        0, 0, False, np.zeros(k), z2, z2, z2, z1, z1, z1, z1, np.zeros(8),
-        np.ascontiguousarray(p64, dtype=float), np.ascontiguousarray(w64, dtype=float),
-    )  # fmt: skip
-    sel = _selection_scratch(p32.size, lv.size)
-    _nb_wquantiles(p32, w32, lv, q, 0, float(rho), float(ub), sel, ctx)
-    return q[0]
-
-
-def _run_numba(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -> None:
+def _run_numba(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> None:
     kernel = _numba_kernel()
     f32 = np.float32
-    eta_p64 = np.ascontiguousarray(np.asarray(draws["eta"], dtype=float).T)
-    eta_w64 = np.ascontiguousarray(np.asarray(draws["eta_window"], dtype=float).T)
-    if eta_w64.shape[0] == 0:
-        eta_w64 = np.zeros((1, eta_p64.shape[1]))
-    beta64 = np.ascontiguousarray(np.asarray(draws["strength"], dtype=float).T)
-    base_p = eta_p64.astype(f32)
-    base_w = eta_w64.astype(f32)
-    beta = beta64.astype(f32)
+    base_p = np.ascontiguousarray(np.asarray(draws["eta"], dtype=float).T, dtype=f32)
+    base_w = np.ascontiguousarray(np.asarray(draws["eta_window"], dtype=float).T, dtype=f32)
+    if base_w.shape[0] == 0:
+        base_w = np.zeros((1, base_p.shape[1]), f32)
+    beta = np.ascontiguousarray(np.asarray(draws["strength"], dtype=float).T, dtype=f32)
     n_draws = beta.shape[1]
     lag: list[np.ndarray] = []
-    lag64: list[np.ndarray] = []
     for k_mu, k_sd in (("lag_log_median", "lag_log_sd"), ("term_log_median", "term_log_sd")):
         mu = np.ascontiguousarray(draws[k_mu], dtype=float)
-        sd = np.ascontiguousarray(draws[k_sd], dtype=float)
-        isd = _INV_SQRT2 / sd
+        isd = _INV_SQRT2 / np.ascontiguousarray(draws[k_sd], dtype=float)
         mu_hi = mu.astype(f32)
         lag += [mu, isd, mu_hi, (mu - mu_hi).astype(f32), isd.astype(f32)]
-        lag64 += [mu, sd]
-    exact_in = (
-        eta_p64, eta_w64, beta64, *lag64,
-        np.abs(eta_p64).max(axis=1), np.abs(eta_w64).max(axis=1), np.abs(beta64).max(axis=1),
-    )  # fmt: skip
     # Process scenarios in order of (family, age, horizon): runs of equal ages share the
     # survival terms. Each scenario's result is independent of the order.
     order = np.lexsort((h, a, win))
@@ -1394,26 +893,40 @@ def _run_numba(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -
     a_o = np.ascontiguousarray(np.where(win_o, 0.0, a[order]))
     h_o = np.ascontiguousarray(np.where(win_o, 0.0, h[order]))
     e_o = np.ascontiguousarray(np.where(win_o, e[order], 0.0))
-    el_o = np.ascontiguousarray(np.where(win_o, el[order], 0.0))
-    levels = np.asarray(lv, dtype=float)
+    lo, hi, tq = _quantile_index(lv, n_draws)
+    ranks, inverse = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+    pos_lo = np.ascontiguousarray(inverse[: lo.size])
+    pos_hi = np.ascontiguousarray(inverse[lo.size :])
+    n_buckets = int(np.clip(1 << max(0, (n_draws // 4 - 1).bit_length()), 64, 1 << 14))
     n = cat.size
-    res = [np.empty(n), np.empty((n, len(lv))), np.empty(n)]
-    res_b = [np.empty(n), np.empty((n, len(lv))), np.empty(n)] if base else res
+    mean_o = np.empty(n)
+    q_o = np.empty((n, len(lv)))
+    bmean_o = np.empty(n if base else 1)
+    bq_o = np.empty((n if base else 1, len(lv)))
 
     def work(i: int, j: int, state: dict) -> None:
         if not state:
-            state["rows"] = tuple(np.empty(n_draws, f32) for _ in range(10))
-            state["sel"] = _selection_scratch(n_draws, len(lv))
-            state["scal"] = np.zeros(8)
-            state["dummy"] = np.zeros(1)
+            state["scratch"] = [np.empty(n_draws, f32) for _ in range(5)]
+            state["sel"] = (
+                np.empty(n_buckets, np.int32),
+                np.empty(n_draws, np.int32),
+                np.empty(n_buckets, np.int32),
+                np.empty((ranks.size, 4), np.int64),
+                np.empty(n_draws, f32),
+                np.empty(ranks.size, f32),
+            )
         kernel(
-            base_p, base_w, beta, tuple(lag), exact_in,
-            cat_o[i:j], x_o[i:j], win_o[i:j], a_o[i:j], h_o[i:j], e_o[i:j], el_o[i:j],
-            levels, base, tuple(r[i:j] for r in res), tuple(r[i:j] for r in res_b),
-            state["rows"], state["sel"], state["scal"], state["dummy"],
+            base_p, base_w, beta, tuple(lag),
+            cat_o[i:j], x_o[i:j], win_o[i:j], a_o[i:j], h_o[i:j], e_o[i:j],
+            ranks, pos_lo, pos_hi, tq, base,
+            mean_o[i:j], q_o[i:j],
+            bmean_o[i:j] if base else bmean_o, bq_o[i:j] if base else bq_o,
+            *state["scratch"], state["sel"],
         )  # fmt: skip
 
     _for_chunks(n, rows, threads, work)
-    out["mean"][order], out["q"][order], out["ess"][order] = res
+    out["mean"][order] = mean_o
+    out["q"][order] = q_o
     if base:
-        out["base_mean"][order], out["base_q"][order], out["base_ess"][order] = res_b
+        out["base_mean"][order] = bmean_o
+        out["base_q"][order] = bq_o
