@@ -21,6 +21,15 @@ the time to termination, :math:`a` the age and :math:`H` the horizon age,
 :math:`L` years :math:`P_{sd} = -\operatorname{expm1}(-L\,\operatorname{softplus}(\eta))
 = 1 - (1 - \pi)^L`.
 
+.. note::
+   The summaries here are **unweighted** over the draws: the mean of the per-draw
+   probabilities :math:`P_{sd}`. The scores georisk publishes (:func:`georisk.scoring.score_run`)
+   also condition on each scenario's own status (still open, no event yet in the window) by
+   weighting the draws with its likelihood: their mean is the ratio of averages. The two
+   differ by a few percentage points for long-open projects. Updating this kernel to the
+   weighted predictive is open work; until then use ``score_run`` for published numbers and
+   this module for grids, simulations and speed studies.
+
 Backends
 --------
 ``"numba"`` (default when numba is installed)
