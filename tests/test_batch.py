@@ -11,15 +11,23 @@ import pytest
 from scipy.special import expit as sp_expit
 from scipy.special import ndtr
 
-from georisk.batch import ABS_TOLERANCE, BatchSummary, batch_inputs
+from georisk.batch import ABS_TOLERANCE, ESS_RTOL, BatchSummary, batch_inputs
 from georisk.batch import batch_probabilities as _batch_probabilities
 from georisk.evidence import KINDS, EvidenceWeights, Report
 from georisk.model_data import PROJECT_CATEGORIES, WINDOW_CATEGORIES, scenario_evidence
 from georisk.schemas import Scenario
-from georisk.scoring import QUANTILES, project_probability, window_probability
+from georisk.scoring import (
+    QUANTILE_KEYS,
+    QUANTILES,
+    project_probability,
+    project_terms,
+    weighted_summary,
+    window_probability,
+)
 
 K = len(KINDS)
 LAG_KEYS = ("lag_log_median", "lag_log_sd", "term_log_median", "term_log_sd")
+
 
 def batch_probabilities(*args, **kwargs) -> BatchSummary:
     """The kernel under test: numba unless a test asks for the float64 path."""
@@ -70,6 +78,7 @@ def random_scenarios(rng: np.random.Generator, n: int, *, wide: bool = False) ->
         "age": age,
         "horizon_age": horizon,
         "exposure": np.where(rng.random(n) < 0.1, 0.0, rng.uniform(0, 3 if not wide else 30, n)),
+        "elapsed": np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0, 3 if not wide else 30, n)),
     }
 
 
@@ -86,21 +95,55 @@ def eta_of(draws: dict, sc: dict, *, base: bool = False) -> np.ndarray:
 
 def reference_p(draws: dict, sc: dict, *, base: bool = False) -> np.ndarray:
     """The exact float64 scoring path, (N, D)."""
+    return reference_pw(draws, sc, base=base)[0]
+
+
+def reference_pw(draws: dict, sc: dict, *, base: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and status-likelihood weights of the float64 scoring path, (N, D) each.
+
+    Projects: ``project_terms``' numerator / denominator, weighted by the denominator
+    (still open at the age); windows: weighted by ``(1 - pi) ** elapsed``.
+    """
     eta = eta_of(draws, sc, base=base)
     lag = [draws[k][None, :] for k in LAG_KEYS]
-    win = sc["is_window"]
+    win = np.asarray(sc["is_window"], bool)
+    elapsed = np.asarray(sc.get("elapsed", np.zeros(win.size)), float)
     p = np.empty_like(eta)
+    w = np.empty_like(eta)
     with np.errstate(all="ignore"):
         p[~win] = project_probability(
             eta[~win], sc["age"][~win, None], sc["horizon_age"][~win, None], *lag
         )
+        w[~win] = project_terms(
+            eta[~win], sc["age"][~win, None], sc["horizon_age"][~win, None], *lag
+        )[1]
         p[win] = window_probability(eta[win], sc["exposure"][win, None])
-    return p
+        w[win] = np.exp(-elapsed[win, None] * np.logaddexp(0.0, eta[win]))  # (1 - pi)^elapsed
+    return p, w
 
 
-def accurate_p(draws: dict, sc: dict) -> np.ndarray:
-    """An accurate float64 oracle everywhere: survival functions and expit(-eta) computed
-    directly, never as ``1 - x`` (the scoring path loses accuracy in the far tails)."""
+def oracle(p: np.ndarray, w: np.ndarray, levels=QUANTILES) -> dict[str, np.ndarray]:
+    """Row by row :func:`georisk.scoring.weighted_summary`, the published definition."""
+    n = p.shape[0]
+    mean, ess, q = np.full(n, np.nan), np.full(n, np.nan), np.full((n, len(levels)), np.nan)
+    for i in range(n):
+        if np.isnan(p[i]).any() or not w[i].sum() > 0:
+            continue
+        s = weighted_summary(p[i], w[i])
+        mean[i], ess[i] = s["mean"], s["ess"]
+        if tuple(levels) == QUANTILES:
+            q[i] = [s[k] for k in QUANTILE_KEYS]
+        else:  # the same definition at other levels
+            order = np.argsort(p[i], kind="stable")
+            ws = w[i][order]
+            q[i] = np.interp(levels, (np.cumsum(ws) - 0.5 * ws) / ws.sum(), p[i][order])
+    return {"mean": mean, "q": q, "ess": ess}
+
+
+def accurate_p(draws: dict, sc: dict) -> tuple[np.ndarray, np.ndarray]:
+    """An independent float64 oracle (scipy's ``ndtr`` and ``expit``): the probability and
+    the still-open probability (1 for windows), (N, D) each. Survival functions and
+    expit(-eta) are computed directly, never as ``1 - x``."""
     eta = eta_of(draws, sc)
     win = sc["is_window"]
 
@@ -112,16 +155,29 @@ def accurate_p(draws: dict, sc: dict) -> np.ndarray:
     mu, sd, tmu, tsd = (draws[k][None, :] for k in LAG_KEYS)
     a, h = sc["age"][:, None], sc["horizon_age"][:, None]
     sa, sh, ra = surv(a, mu, sd), surv(h, mu, sd), surv(a, tmu, tsd)
+    still_open = sp_expit(-eta) * ra + sp_expit(eta) * sa
     with np.errstate(all="ignore"):
-        proj = sp_expit(eta) * (sa - sh) / (sp_expit(-eta) * ra + sp_expit(eta) * sa)
+        proj = sp_expit(eta) * (sa - sh) / still_open
     wind = -np.expm1(-sc["exposure"][:, None] * np.logaddexp(0.0, eta))
-    return np.where(win[:, None], wind, proj)
+    return np.where(win[:, None], wind, proj), np.where(win[:, None], 1.0, still_open)
 
 
-def assert_summary_close(s: BatchSummary, p: np.ndarray, tol: float = ABS_TOLERANCE) -> None:
-    np.testing.assert_allclose(s.mean, p.mean(axis=1), rtol=0, atol=tol)
-    q = np.quantile(p, s.levels, axis=1, method="linear").T
-    np.testing.assert_allclose(s.quantiles, q, rtol=0, atol=tol)
+TINY_STILL_OPEN = 1e-37
+"""Below float32's normal range the kernel's still-open probability underflows: NaN."""
+
+
+def assert_summary_close(
+    s: BatchSummary, ref: dict, tol: float = ABS_TOLERANCE, *, base: bool = False
+) -> None:
+    """Means and quantiles within ``tol`` absolute, effective draws within ESS_RTOL."""
+    pre = "base_" if base else ""
+    np.testing.assert_allclose(getattr(s, pre + "mean"), ref["mean"], rtol=0, atol=tol)
+    np.testing.assert_allclose(getattr(s, pre + "quantiles"), ref["q"], rtol=0, atol=tol)
+    np.testing.assert_allclose(getattr(s, pre + "ess"), ref["ess"], rtol=max(ESS_RTOL, tol), atol=0)
+
+
+def summary_of(draws: dict, sc: dict, *, base: bool = False, levels=QUANTILES) -> dict:
+    return oracle(*reference_pw(draws, sc, base=base), levels=levels)
 
 
 # --- accuracy contract --------------------------------------------------------------------
@@ -134,56 +190,83 @@ def test_matches_reference_at_4000_draws():
     s = batch_probabilities(draws, **sc, base=True)
     assert s.backend == "numba"
     assert s.quantiles.shape == (300, len(QUANTILES)) and s.levels == QUANTILES
-    assert_summary_close(s, reference_p(draws, sc))
-    np.testing.assert_allclose(
-        s.base_mean, reference_p(draws, sc, base=True).mean(axis=1), rtol=0, atol=ABS_TOLERANCE
-    )
-    qb = np.quantile(reference_p(draws, sc, base=True), QUANTILES, axis=1).T
-    np.testing.assert_allclose(s.base_quantiles, qb, rtol=0, atol=ABS_TOLERANCE)
-    # the numpy backend *is* the reference
+    assert_summary_close(s, summary_of(draws, sc))
+    assert_summary_close(s, summary_of(draws, sc, base=True), base=True)
+    # the numpy backend reproduces the published definition to rounding
     ref = batch_probabilities(draws, **sc, base=True, backend="numpy")
-    assert_summary_close(ref, reference_p(draws, sc), tol=1e-12)
-    np.testing.assert_allclose(s.quantiles, ref.quantiles, rtol=0, atol=ABS_TOLERANCE)
+    assert_summary_close(ref, summary_of(draws, sc), tol=1e-12)
+    assert_summary_close(ref, summary_of(draws, sc, base=True), tol=1e-12, base=True)
+    # and the weighting matters here: the unweighted mean is far off for some scenarios
+    assert np.max(np.abs(s.mean - reference_p(draws, sc).mean(axis=1))) > 0.01
+
+
+def test_equal_weights_give_the_plain_hazen_summaries():
+    # Windows with nothing elapsed carry equal weights: the weighted definition reduces
+    # to the plain mean and np.quantile's Hazen plotting position.
+    rng = np.random.default_rng(13)
+    draws = random_draws(rng, 1000)
+    sc = random_scenarios(rng, 100)
+    sc["is_window"] = np.ones(100, bool)
+    sc["category"] = rng.integers(0, len(WINDOW_CATEGORIES), 100)
+    sc["elapsed"] = np.zeros(100)
+    p = reference_p(draws, sc)
+    for backend in ("numba", "numpy"):
+        s = batch_probabilities(draws, **sc, backend=backend)
+        tol = ABS_TOLERANCE if backend == "numba" else 1e-12
+        np.testing.assert_allclose(s.mean, p.mean(axis=1), rtol=0, atol=tol)
+        hazen = np.quantile(p, QUANTILES, axis=1, method="hazen").T
+        np.testing.assert_allclose(s.quantiles, hazen, rtol=0, atol=tol)
+        np.testing.assert_allclose(s.ess, 1000.0, rtol=1e-9)
+
+
+def test_conditioning_on_an_empty_elapsed_window_lowers_the_mean():
+    # p = 1 - (1 - pi)^L rises with pi and the weight (1 - pi)^elapsed falls with it, so
+    # (Chebyshev's sum inequality) the weighted mean is at most the unweighted one, and
+    # it falls as more of the window passes without an event.
+    rng = np.random.default_rng(14)
+    draws = random_draws(rng, 2000)
+    n = 6
+    sc = {
+        "category": np.zeros(n, int),
+        "x": np.zeros((n, K)),
+        "is_window": np.ones(n, bool),
+        "age": np.zeros(n),
+        "horizon_age": np.zeros(n),
+        "exposure": np.ones(n),
+        "elapsed": np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0]),
+    }
+    s = batch_probabilities(draws, **sc)
+    assert np.all(np.diff(s.mean) < 0)
+    assert np.all(np.diff(s.ess) < 0)  # and the draws count for less
+    assert s.mean[-1] < reference_p(draws, sc)[0].mean() - 0.01
+    assert_summary_close(s, summary_of(draws, sc))
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_per_draw_error_over_extreme_inputs(seed):
     # One draw at a time: the mean *is* the probability, so this checks every draw.
     # Logits in [-30, 30] (and beyond with evidence), ages from 1e-3 to 100 years, 0,
-    # horizon = age, lag z-scores far into both tails.
+    # horizon = age, lag z-scores far into both tails. NaN is allowed only where the
+    # still-open probability leaves float32's range (the documented contract), and both
+    # backends are checked against an independent scipy oracle.
     rng = np.random.default_rng(seed)
-    worst = 0.0
+    worst = {"numba": 0.0, "numpy": 0.0}
     for _ in range(30):
         draws = random_draws(rng, 1, wide=True)
         sc = random_scenarios(rng, 300, wide=True)
-        s = batch_probabilities(draws, **sc, levels=(0.5,))
-        exact = accurate_p(draws, sc)[:, 0]
+        exact, still_open = (v[:, 0] for v in accurate_p(draws, sc))
         ok = np.isfinite(exact) & (np.abs(eta_of(draws, sc)[:, 0]) <= 30)
-        assert np.all(np.isfinite(s.mean[ok]))
-        worst = max(worst, float(np.max(np.abs(s.mean[ok] - exact[ok]))))
-        np.testing.assert_array_equal(s.quantiles[:, 0], s.mean)
-    assert worst <= ABS_TOLERANCE / 4, worst
-
-
-def test_agrees_with_scoring_path_where_it_is_accurate():
-    # Where 1 - F(a) and 1 - expit(eta) keep their precision in float64 (|eta| <= 20,
-    # survival terms >= 1e-9), the scoring path and the kernel agree.
-    rng = np.random.default_rng(5)
-    for _ in range(20):
-        draws = random_draws(rng, 1, wide=True)
-        sc = random_scenarios(rng, 300, wide=True)
-        s = batch_probabilities(draws, **sc, levels=(0.5,))
-        ref = reference_p(draws, sc)[:, 0]
-        z = [
-            (np.log(np.maximum(sc[t], 1e-300)) - draws[m][0]) / draws[v][0]
-            for t, m, v in (
-                ("age", "lag_log_median", "lag_log_sd"),
-                ("age", "term_log_median", "term_log_sd"),
-            )
-        ]
-        ok = np.abs(eta_of(draws, sc)[:, 0]) <= 20
-        ok &= sc["is_window"] | (np.maximum(*z) <= 6.0)
-        np.testing.assert_allclose(s.mean[ok], ref[ok], rtol=0, atol=ABS_TOLERANCE)
+        for backend in worst:
+            s = batch_probabilities(draws, **sc, levels=(0.5,), backend=backend)
+            np.testing.assert_allclose(s.quantiles[:, 0], s.mean, rtol=1e-15, atol=0)
+            in_range = ok & (still_open >= TINY_STILL_OPEN)
+            assert np.all(np.isfinite(s.mean[in_range]))
+            nan_where_finite = ok & ~np.isfinite(s.mean)
+            assert np.all(still_open[nan_where_finite] < TINY_STILL_OPEN)
+            good = ok & np.isfinite(s.mean)
+            worst[backend] = max(worst[backend], float(np.max(np.abs(s.mean[good] - exact[good]))))
+    assert worst["numba"] <= ABS_TOLERANCE / 4, worst
+    assert worst["numpy"] <= 1e-12, worst
 
 
 def test_special_cases_are_exact():
@@ -201,7 +284,7 @@ def test_special_cases_are_exact():
     s = batch_probabilities(draws, **sc)
     assert np.all(s.mean[[0, 1, 4]] == 0.0)  # horizon = age, and no exposure: exactly 0
     assert np.all(s.quantiles[[0, 1, 4]] == 0.0)
-    assert_summary_close(s, reference_p(draws, sc))
+    assert_summary_close(s, summary_of(draws, sc))
     assert np.all((s.quantiles >= 0) & (s.quantiles <= 1))
     assert np.all(np.diff(s.quantiles, axis=1) >= 0)
 
@@ -214,8 +297,9 @@ def test_extreme_logits():
         d[key] = np.full_like(draws[key], value) + rng.normal(0, 0.1, draws[key].shape)
         sc = random_scenarios(rng, 80)
         sc["x"] = np.zeros_like(sc["x"])
-        s = batch_probabilities(d, **sc)
-        assert_summary_close(s, reference_p(d, sc))
+        s = batch_probabilities(d, **sc, base=True)
+        assert_summary_close(s, summary_of(d, sc))
+        assert_summary_close(s, summary_of(d, sc, base=True), base=True)
 
 
 def test_underflowing_denominator_gives_nan_like_the_reference():
@@ -231,9 +315,10 @@ def test_underflowing_denominator_gives_nan_like_the_reference():
     sc = {"category": [0, 0], "x": np.zeros((2, K)), "age": [1e6, 1.0], "horizon_age": [2e6, 2.0]}
     s = batch_probabilities(draws, **sc)
     ref = batch_probabilities(draws, **sc, backend="numpy")
-    assert np.isnan(s.mean[0]) and np.all(np.isnan(s.quantiles[0]))
-    assert np.isnan(ref.mean[0]) and np.all(np.isnan(ref.quantiles[0]))
-    assert np.all(np.isfinite(s.quantiles[1]))
+    for out in (s, ref):
+        assert np.isnan(out.mean[0]) and np.isnan(out.ess[0])
+        assert np.all(np.isnan(out.quantiles[0]))
+        assert np.all(np.isfinite(out.quantiles[1])) and np.isfinite(out.ess[1])
 
 
 # --- determinism ----------------------------------------------------------------------
@@ -255,10 +340,11 @@ def test_deterministic_and_independent_of_chunks_threads_and_order():
     )
     alone = batch_probabilities(draws, **{k: np.asarray(v)[17:18] for k, v in sc.items()})
     for other in (again, one, many):
-        for f in ("mean", "quantiles", "base_mean", "base_quantiles"):
+        for f in ("mean", "quantiles", "ess", "base_mean", "base_quantiles", "base_ess"):
             np.testing.assert_array_equal(getattr(first, f), getattr(other, f))
     np.testing.assert_array_equal(first.quantiles[perm], shuffled.quantiles)
     np.testing.assert_array_equal(first.mean[perm], shuffled.mean)
+    np.testing.assert_array_equal(first.ess[perm], shuffled.ess)
     np.testing.assert_array_equal(first.quantiles[17:18], alone.quantiles)
 
 
@@ -268,10 +354,14 @@ def test_deterministic_and_independent_of_chunks_threads_and_order():
 @pytest.mark.parametrize(
     "kind", ["uniform", "skewed", "ties", "zeros", "outlier", "constant", "tiny", "two"]
 )
-def test_bucket_selection_is_exact(kind):
+@pytest.mark.parametrize("weights", ["equal", "random", "some_zero", "dominant"])
+def test_weighted_bucket_selection_is_exact(kind, weights):
+    # The kernel's selection of the bracketing draws of each weighted quantile, on rows
+    # whose float32 values are exact (error bound 0): it must reproduce np.interp on the
+    # weighted mid-point CDF to rounding (the right pair of draws, the same interpolation),
+    # whatever the ties, zeros and outliers.
     from georisk import batch
 
-    batch._numba_kernel()
     rng = np.random.default_rng(9)
     n = 4000
     rows = {
@@ -284,23 +374,19 @@ def test_bucket_selection_is_exact(kind):
         "tiny": rng.random(n) * 1e-30,
         "two": np.r_[np.zeros(n // 2), np.ones(n // 2)],
     }
-    row = np.ascontiguousarray(rows[kind], dtype=np.float32)
-    lo = np.floor((n - 1) * np.asarray(QUANTILES)).astype(np.int64)
-    ranks = np.unique(np.r_[0, lo, lo + 1, n - 1])
-    vals = np.empty(ranks.size, np.float32)
-    buckets = 2048
-    scratch = (
-        np.empty(buckets, np.int32),
-        np.empty(n, np.int32),
-        np.empty(buckets, np.int32),
-        np.empty((ranks.size, 4), np.int64),
-        np.empty(n, np.float32),
-    )
-    counts, idx, slot, seg, gather = scratch
-    assert batch._nb_select(row, ranks, vals, counts, idx, slot, seg, gather)
-    np.testing.assert_array_equal(vals, np.sort(row)[ranks])
-    row[3] = np.nan
-    assert not batch._nb_select(row, ranks, vals, counts, idx, slot, seg, gather)
+    ws = {
+        "equal": np.ones(n),
+        "random": rng.random(n),
+        "some_zero": np.where(rng.random(n) < 0.3, 0.0, rng.random(n)),
+        "dominant": np.r_[1e6, rng.random(n - 1) * 1e-3],
+    }
+    p32 = np.ascontiguousarray(rows[kind], dtype=np.float32)
+    w32 = np.ascontiguousarray(ws[weights], dtype=np.float32)
+    p64, w64 = p32.astype(float), w32.astype(float)
+    levels = (0.0, 0.001, 0.025, 0.1, 0.333, 0.5, 0.9, 0.975, 0.999, 1.0)
+    got = batch._weighted_quantiles_given(p32, w32, p64, w64, levels, 0.0, 0.0)
+    want = oracle(p64[None], w64[None], levels)["q"][0]
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
 
 
 def test_any_levels_and_one_draw():
@@ -308,11 +394,11 @@ def test_any_levels_and_one_draw():
     draws = random_draws(rng, 1)
     sc = random_scenarios(rng, 20)
     s = batch_probabilities(draws, **sc, levels=(0.0, 0.3, 1.0))
-    assert np.all(s.quantiles == s.mean[:, None])
+    assert np.all(s.quantiles == s.mean[:, None]) and np.all(s.ess == 1.0)
     draws = random_draws(rng, 333)
     levels = (0.0, 0.01, 0.333, 0.5, 0.77, 1.0)
     s = batch_probabilities(draws, **sc, levels=levels)
-    assert_summary_close(s, reference_p(draws, sc))
+    assert_summary_close(s, summary_of(draws, sc, levels=levels))
     np.testing.assert_array_equal(s.quantile(0.333), s.quantiles[:, 2])
     with pytest.raises(KeyError):
         s.quantile(0.4)
@@ -346,7 +432,7 @@ def test_batch_inputs_from_scenario_evidence_match_scenario_draws():
         ),
         Scenario(
             id="w1", title="A window", reference_class="export_route_disruption",
-            window_start=as_of, horizon=dt.date(2027, 11, 25), **common,
+            window_start=dt.date(2025, 5, 25), horizon=dt.date(2027, 11, 25), **common,
         ),
     ]  # fmt: skip
     reports = [
@@ -361,12 +447,17 @@ def test_batch_inputs_from_scenario_evidence_match_scenario_draws():
     posterior = Posterior("t", {**draws, "rho": np.zeros(800)}, DiagnosticsReport(
         True, 1.0, 4000.0, 4000.0, 0))  # fmt: skip
     s = batch_probabilities(draws, **batch_inputs(evs), base=True)
+    assert evs[1].elapsed > 1.0  # the window is conditioned on 18 months without an event
     for i, ev in enumerate(evs):
         d = scenario_draws(ev, posterior)
-        assert abs(s.mean[i] - d["p"].mean()) <= ABS_TOLERANCE
-        assert abs(s.base_mean[i] - d["p_base"].mean()) <= ABS_TOLERANCE
+        full = weighted_summary(d["p"], d["weight"])
+        only_base = weighted_summary(d["p_base"], d["weight_base"])
+        assert abs(s.mean[i] - full["mean"]) <= ABS_TOLERANCE
+        assert abs(s.base_mean[i] - only_base["mean"]) <= ABS_TOLERANCE
+        assert s.ess[i] == pytest.approx(full["ess"], rel=ESS_RTOL)
+        assert s.base_ess[i] == pytest.approx(only_base["ess"], rel=ESS_RTOL)
         np.testing.assert_allclose(
-            s.quantiles[i], np.quantile(d["p"], QUANTILES), rtol=0, atol=ABS_TOLERANCE
+            s.quantiles[i], [full[k] for k in QUANTILE_KEYS], rtol=0, atol=ABS_TOLERANCE
         )
 
 

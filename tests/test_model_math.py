@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -33,7 +34,9 @@ from georisk.scoring import (
     lag_cdf,
     logit,
     project_probability,
+    project_terms,
     scenario_draws,
+    weighted_summary,
     window_probability,
 )
 
@@ -199,7 +202,6 @@ def test_score_conditions_on_the_scenario_still_being_open():
     sum(P(open at a and done by H)) / sum(P(open at a)), not the average of the ratios."""
     from math import erf, log, sqrt
 
-    from georisk.scoring import project_terms, weighted_summary
 
     def cdf(t, m, s):
         return 0.5 * (1 + erf((log(t) - m) / (s * sqrt(2))))
@@ -225,8 +227,23 @@ def test_window_scenario_weights_draws_by_no_event_so_far():
     later = AS_OF + dt.timedelta(days=180)
     ev = scenario_evidence(sc, [], as_of=later, weights=WEIGHTS)
     d = scenario_draws(ev, posterior)
-    np.testing.assert_allclose(d["weight"], [0.9**ev.elapsed, 0.4**ev.elapsed], rtol=1e-12)
+    # proportional to the likelihood of no event so far, the largest scaled to 1
+    np.testing.assert_allclose(d["weight"], [1.0, (0.4 / 0.9) ** ev.elapsed], rtol=1e-12)
     assert ev.elapsed == pytest.approx(180 / 365.25)
+
+
+def test_window_weights_do_not_underflow_after_a_long_quiet_spell():
+    # 40 quiet years with pi near 1: (1 - pi)^40 underflows float64 for every draw; the
+    # scaled weights keep the ratios, and the score is still defined.
+    posterior = degenerate_posterior(n=2)
+    posterior.draws["eta_window"] = np.array([[30.0], [31.0]])
+    sc = window_scenario(horizon=dt.date(2027, 11, 25))
+    ev = scenario_evidence(sc, [], as_of=AS_OF, weights=WEIGHTS)
+    ev = dataclasses.replace(ev, elapsed=40.0)
+    d = scenario_draws(ev, posterior)
+    softplus = np.logaddexp(0.0, [30.0, 31.0])
+    np.testing.assert_allclose(d["weight"], np.exp(-40.0 * (softplus - softplus[0])), rtol=1e-9)
+    assert np.isfinite(weighted_summary(d["p"], d["weight"])["mean"])
 
 
 def test_window_probability_scales_with_exposure():
@@ -426,3 +443,30 @@ def test_normal_cdf_matches_scipy_in_both_tails():
     z = np.concatenate([np.linspace(-37, 8, 2001), [0.0, -1e-300, 1e-12]])
     np.testing.assert_allclose(normal_cdf(z), ndtr(z), rtol=1e-12, atol=0)
     assert normal_cdf(np.array([[0.0]])).shape == (1, 1)
+
+
+def test_project_terms_keep_relative_precision_in_the_far_tails():
+    # 1 - pi and the survival functions are formed directly, never as 1 - x: for an old
+    # open project with a very high logit both are far below float64's epsilon, and the
+    # probability and the status likelihood are ratios of them. Oracle: scipy.
+    from scipy.special import expit as sp_expit
+    from scipy.special import ndtr
+
+    eta = np.array([38.0, 25.0, -30.0, 0.5])
+    age, horizon = 60.0, 61.0
+    mu, sd = np.full(4, np.log(3.0)), np.full(4, 0.4)
+    tmu, tsd = np.full(4, np.log(5.0)), np.full(4, 0.3)
+    num, den = project_terms(eta, age, horizon, mu, sd, tmu, tsd)
+    s_a = ndtr(-(np.log(age) - mu) / sd)
+    s_h = ndtr(-(np.log(horizon) - mu) / sd)
+    r_a = ndtr(-(np.log(age) - tmu) / tsd)
+    want_den = sp_expit(-eta) * r_a + sp_expit(eta) * s_a
+    want_num = sp_expit(eta) * (s_a - s_h)
+    assert np.all(want_den > 0) and np.all(want_den < 1e-10)  # far below 1 - epsilon
+    np.testing.assert_allclose(den, want_den, rtol=1e-12)
+    np.testing.assert_allclose(num, want_num, rtol=1e-9)
+    np.testing.assert_allclose(
+        window_probability(np.array([40.0, -40.0]), 2.0),
+        -np.expm1(-2.0 * np.logaddexp(0.0, [40.0, -40.0])),
+        rtol=1e-14,
+    )

@@ -1,11 +1,12 @@
-r"""Batch scoring: probability summaries of many scenarios from many posterior draws, fast.
+r"""Batch scoring: weighted probability summaries of many scenarios from many draws, fast.
 
 :func:`georisk.scoring.score_run` scores the few open scenarios of a workspace one at a
-time, in float64, with every contribution. This module answers a different question:
-the **mean and quantiles** of the probability of *N* scenarios (thousands to hundreds of
-thousands: what-if grids, simulations, back-tests) from *D* posterior draws, with the same
-maths (:func:`georisk.scoring.project_probability`, :func:`~georisk.scoring.window_probability`).
-Per scenario :math:`s` and draw :math:`d`
+time, in float64, with every contribution. This module answers a narrower question for
+*N* scenarios (thousands to hundreds of thousands: what-if grids, simulations,
+back-tests) and *D* posterior draws: the **posterior predictive mean, weighted quantiles
+and effective number of draws** of each scenario's probability, with exactly the
+definitions that ``score_run`` publishes (:func:`georisk.scoring.weighted_summary`). Per
+scenario :math:`s` and draw :math:`d`
 
 .. math:: \eta_{sd} = \eta^{(d)}_{c(s)} + x_s \cdot \beta^{(d)}
 
@@ -19,16 +20,21 @@ the time to termination, :math:`a` the age and :math:`H` the horizon age,
 
 (the logistic's denominator cancels: one exponential, no division), and for a window of
 :math:`L` years :math:`P_{sd} = -\operatorname{expm1}(-L\,\operatorname{softplus}(\eta))
-= 1 - (1 - \pi)^L`.
+= 1 - (1 - \pi)^L`. Draw :math:`d` is weighted by the likelihood of the scenario's own
+status at the as-of date: still open, :math:`w_{sd} = (1 - \pi) R(a) + \pi S(a)`, for a
+project; no event in the :math:`\ell` years of the window already past,
+:math:`w_{sd} = (1 - \pi)^{\ell}`, for a window (see :mod:`georisk.scoring` for why this
+makes the score a posterior predictive probability). The summaries are
 
-.. note::
-   The summaries here are **unweighted** over the draws: the mean of the per-draw
-   probabilities :math:`P_{sd}`. The scores georisk publishes (:func:`georisk.scoring.score_run`)
-   also condition on each scenario's own status (still open, no event yet in the window) by
-   weighting the draws with its likelihood: their mean is the ratio of averages. The two
-   differ by a few percentage points for long-open projects. Updating this kernel to the
-   weighted predictive is open work; until then use ``score_run`` for published numbers and
-   this module for grids, simulations and speed studies.
+.. math:: \bar P_s = \frac{\sum_d w_{sd} P_{sd}}{\sum_d w_{sd}}, \qquad
+          \mathrm{ESS}_s = \frac{(\sum_d w_{sd})^2}{\sum_d w_{sd}^2},
+
+and the quantile at level :math:`q` interpolates (as ``np.interp`` does) the weighted CDF
+at the draws' weight mid-points, :math:`\hat F(P_{(i)}) = (\sum_{j \le i} w_{(j)} -
+w_{(i)}/2) / \sum_j w_j`, over the draws sorted as a stable sort orders them; with equal
+weights this is the Hazen plotting position. ``base=True`` adds the same three summaries
+of the base-rate-only probability (:math:`x_s = 0`), weighted by its own status
+likelihood, as ``score_run`` does.
 
 Backends
 --------
@@ -37,25 +43,32 @@ Backends
     per CPU). Per scenario, over its *D* draws, in loops that LLVM vectorises (AVX2: 8
     float32 draws per instruction): the logits; the three survival terms (they depend on the
     age and the draw, not on the evidence, so scenarios are processed in order of (age,
-    horizon) and a run of equal ages reuses them); the probabilities, into one row of
-    scratch; their mean (summed in float64); and the exact order statistics that the
-    quantiles need, by bucket selection (one counting pass over buckets of the floats' bit
-    patterns, one gathering pass, a few values sorted), interpolated exactly as
-    ``np.quantile(method="linear")`` does. Memory: ``threads x`` a few rows of *D* floats,
-    plus the inputs and the (N, Q) outputs, whatever *N*. numba is imported inside
+    horizon) and a run of equal ages reuses them); the probabilities and weights, into
+    rows of scratch; the sums of :math:`w`, :math:`wP` and :math:`w^2` (in float64); and
+    the weighted quantiles by bucket selection. One pass puts every draw in a bucket of its
+    float's bit pattern (power-of-two widths: a log-like scale) and adds up the buckets'
+    counts and weights; the cumulative weights locate, for each level, the buckets that hold
+    the two draws whose mid-points bracket it (and the nearest non-empty bucket on each
+    side); a second pass gathers those few draws and sorts them. Draws whose float32 value
+    lies within the proven error bound of the bracketing pair are recomputed in float64 by
+    the scoring path's formulas (and ordered by (value, draw) as a stable argsort orders
+    them), and the window widens until the bracketing pair is certain: the pair is the one
+    the float64 path picks. Memory: ``threads x`` a few rows of *D* floats, plus the inputs
+    and the (N, Q) outputs, whatever *N*. numba is imported inside
     :func:`batch_probabilities` only, never on the ``georisk score`` path; the compiled
-    code is cached on disk (``cache=True``): 10-25 s to compile once per machine, then
+    code is cached on disk (``cache=True``): 10-60 s to compile once per machine, then
     1-2 s at the first call in a process (importing numba and its CPU target).
 ``"numpy"``
-    The exact float64 reference, chunked: :func:`georisk.scoring.project_probability`,
-    :func:`~georisk.scoring.window_probability`, ``np.quantile(..., method="linear")``.
-    Used when numba is missing or the problem is small (see ``backend``), and by the tests
-    as the oracle.
+    The float64 reference, chunked: :func:`georisk.scoring.project_terms` and
+    :func:`~georisk.scoring.window_probability` per draw, then a stable argsort, cumulative
+    weights and ``np.interp``'s rule vectorised over the rows. Used when numba is missing or
+    the problem is small (see ``backend``), and by the tests, which check it against
+    :func:`georisk.scoring.weighted_summary` row by row to 1e-12.
 
-Measured on 2 cores (``benchmarks/RESULTS.md``): 10,000 scenarios x 4,000 draws take
-about 0.42 CPU-seconds (0.22 s wall on two free cores, 0.40 s on one) against 6-9 s for
-the plain float64 path over one (N, D) matrix; time grows linearly in N (100,000: 4.3
-CPU-seconds) and memory with N x kinds, not N x D.
+Measured on 2 cores (``benchmarks/RESULTS.md``, 10,000 scenarios x 4,000 draws, 80%
+projects): the numba backend takes about 0.3 CPU-seconds against about 7 s for the plain
+float64 path over one (N, D) matrix (weights, argsort, cumulative sums, interpolation);
+time grows linearly in N, and memory with N x kinds, not N x D.
 
 What was measured and dropped: float32 ``scipy.special.ndtr`` (3 per element: 1.9 s for
 40 M); numpy expressions of a rational approximation (each ufunc is a pass over memory:
@@ -88,23 +101,21 @@ Numerical methods (numba backend)
 
 Accuracy contract
 -----------------
-Against the exact float64 path (the ``"numpy"`` backend: ``scoring.project_probability``
-/ ``window_probability`` and ``np.quantile(method="linear")`` over the same draws), the
-numba backend's mean and every quantile of every scenario agree within
-:data:`ABS_TOLERANCE` = **1e-5 absolute**, wherever that path is itself accurate to 1e-5:
-logits :math:`|\eta| \le 20` and survival terms at the age above 1e-9 (z-scores of the age
-at most 6 in both lag distributions), which covers every realistic input. The tests check
-it on random inputs of both families, including logits of +-30, ages 0 and horizon =
-age, at 4,000 draws. Per draw, against values computed accurately in float64 (survival
-functions and :math:`1 - \pi` formed directly, never as :math:`1 - x`), the error is at
-most 2.5e-6 for *any* age and :math:`|\eta| \le 30` (tested; the largest seen is 1.3e-6),
-so the summaries are within that too (the mean trivially; a quantile is 1-Lipschitz in
-the draws in the sup norm), whatever *D*. The quantile definition is the same, so there
-is no definitional gap of order 1/D. Outside that domain the float64 scoring path loses
-accuracy, not the kernel: it forms :math:`1 - F(a)` and :math:`1 - \pi` by subtraction,
-with errors of about :math:`10^{-16}/S(a)` and :math:`10^{-16} e^{\eta}` (1e-5 on a window
-at :math:`\eta = 30`), and returns NaN when both survival terms round to 0; the kernel
-returns NaN only when the denominator underflows float32 (both terms below about 1e-38).
+Against the float64 path (the ``"numpy"`` backend, equal to
+:func:`georisk.scoring.weighted_summary` of the scoring path's per-draw probabilities and
+weights to 1e-12), the numba backend's mean and every quantile of every scenario agree
+within :data:`ABS_TOLERANCE` = **1e-5 absolute**, and its effective number of draws within
+:data:`ESS_RTOL` = **1e-5 relative**, for logits :math:`|\eta| \le 30` and any age, as long
+as the still-open probability :math:`w_{sd}` of a project stays within float32's normal
+range (above about 1e-37). Below that (a project open for many times its lag's median
+with an extreme logit: no realistic input) the kernel returns NaN, never a wrong number.
+The tests check this on random inputs of both families, including logits of +-30, ages 0
+to 100 years, horizon = age, windows with up to 30 years elapsed, at 4,000 draws. Per
+draw, against an independent float64 oracle (scipy's ``ndtr`` and ``expit``), the error
+is at most 2.5e-6 (tested; the largest seen is about 1.3e-6). The error bound that
+decides which draws are recomputed in float64 is that per-draw bound, so the bracketing
+draws of every quantile are the float64 path's; what remains comes from the float32
+weights (relative error of order 1e-6) in the sums, and measures below 1e-7.
 Probabilities are clipped to [0, 1]. Results are deterministic: each scenario's numbers
 depend on neither the chunking, the number of threads, nor the other scenarios.
 """
@@ -122,6 +133,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from georisk.model_data import DRAW_KEYS
 from georisk.scoring import QUANTILES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,6 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ABS_TOLERANCE",
+    "ESS_RTOL",
     "BatchSummary",
     "batch_inputs",
     "batch_probabilities",
@@ -138,35 +151,38 @@ __all__ = [
 ]
 
 ABS_TOLERANCE = 1e-5
-"""Largest absolute difference allowed between the numba and float64 summaries."""
+"""Largest absolute difference allowed between the numba and float64 means and quantiles."""
+ESS_RTOL = 1e-5
+"""Largest relative difference allowed between the numba and float64 effective draws."""
 
-_DRAW_KEYS = (
-    "eta",
-    "eta_window",
-    "strength",
-    "lag_log_median",
-    "lag_log_sd",
-    "term_log_median",
-    "term_log_sd",
-)
+_LAG_KEYS = ("lag_log_median", "lag_log_sd", "term_log_median", "term_log_sd")
+_DRAW_KEYS = tuple(k for k in DRAW_KEYS if k != "rho")  # scoring needs all but rho
 _TARGET_CHUNK_BYTES = 1 << 20  # scenarios per task: about 1 MiB of float32 draws
 _AUTO_NUMBA_MIN = 1_000_000
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """Summaries of the probability draws of many scenarios.
+    r"""Weighted summaries of the probability draws of many scenarios.
+
+    Every summary weights draw :math:`d` of scenario :math:`s` by the likelihood of the
+    scenario's own status at the as-of date under that draw (see
+    :mod:`georisk.scoring`), exactly as :func:`georisk.scoring.weighted_summary` does.
 
     Attributes
     ----------
     mean : ndarray, shape (N,)
-        Posterior mean probability of each scenario.
+        Posterior predictive probability of each scenario (the weighted mean).
     quantiles : ndarray, shape (N, Q)
-        Its quantiles at ``levels`` (linear interpolation, as ``np.quantile``).
+        Its weighted quantiles at ``levels`` (:func:`georisk.scoring.weighted_summary`'s
+        definition: the weighted empirical CDF at the draws' mid-points, interpolated).
     levels : tuple of float
         Quantile levels, in the column order of ``quantiles``.
-    base_mean, base_quantiles : ndarray or None
-        The same for the base-rate-only probability (no evidence, same timing), when asked.
+    ess : ndarray, shape (N,)
+        Effective number of draws after weighting, :math:`(\sum w)^2 / \sum w^2`.
+    base_mean, base_quantiles, base_ess : ndarray or None
+        The same for the base-rate-only probability (no evidence, same timing, weighted by
+        the status likelihood without evidence), when asked.
     n_draws : int
         Number of posterior draws summarised.
     backend : str
@@ -176,8 +192,10 @@ class BatchSummary:
     mean: np.ndarray
     quantiles: np.ndarray
     levels: tuple[float, ...]
+    ess: np.ndarray
     base_mean: np.ndarray | None
     base_quantiles: np.ndarray | None
+    base_ess: np.ndarray | None
     n_draws: int
     backend: str
 
@@ -217,8 +235,8 @@ def batch_inputs(evidences: Sequence[ScenarioEvidence]) -> dict[str, np.ndarray]
     -------
     dict of ndarray
         ``category``, ``x`` (N x kinds: the events' signed weights summed by kind),
-        ``is_window``, ``age``, ``horizon_age``, ``exposure``: keyword arguments of
-        :func:`batch_probabilities`.
+        ``is_window``, ``age``, ``horizon_age``, ``exposure``, ``elapsed``: keyword
+        arguments of :func:`batch_probabilities`.
     """
     from georisk.evidence import KINDS
 
@@ -227,13 +245,18 @@ def batch_inputs(evidences: Sequence[ScenarioEvidence]) -> dict[str, np.ndarray]
     for i, ev in enumerate(evidences):
         if ev.events:
             x[i] = ev.x.sum(axis=0)
+    is_window = np.array([ev.family == "window" for ev in evidences], dtype=bool)
     return {
         "category": np.array([ev.category_index for ev in evidences], dtype=np.int64),
         "x": x,
-        "is_window": np.array([ev.family == "window" for ev in evidences], dtype=bool),
+        "is_window": is_window,
         "age": np.array([ev.age for ev in evidences], dtype=float),
         "horizon_age": np.array([ev.horizon_age for ev in evidences], dtype=float),
         "exposure": np.array([ev.exposure for ev in evidences], dtype=float),
+        "elapsed": np.array(
+            [ev.elapsed if w else 0.0 for ev, w in zip(evidences, is_window, strict=True)],
+            dtype=float,
+        ),
     }
 
 
@@ -254,19 +277,22 @@ def _as_scenarios(
     age: ArrayLike | None,
     horizon_age: ArrayLike | None,
     exposure: ArrayLike | None,
+    elapsed: ArrayLike | None,
 ) -> tuple[np.ndarray, ...]:
     cat = np.asarray(category, dtype=np.int64).ravel()
     n = cat.size
     xs = np.asarray(x, dtype=float)
     if xs.shape != (n, n_kinds):
         raise ValueError(f"x must have shape (N, kinds) = ({n}, {n_kinds}); got {xs.shape}.")
+    if not np.all(np.isfinite(xs)):
+        raise ValueError("x must be finite.")
     win = np.zeros(n, bool) if is_window is None else np.asarray(is_window, bool).ravel()
 
-    def col(values: ArrayLike | None, name: str, needed: np.ndarray) -> np.ndarray:
+    def col(values: ArrayLike | None, name: str, needed: np.ndarray, default=np.nan):
         if values is None:
-            if needed.any():
+            if needed.any() and np.isnan(default):
                 raise ValueError(f"{name} is required for the scenarios of that family.")
-            return np.full(n, np.nan)
+            return np.full(n, default)
         out = np.broadcast_to(np.asarray(values, dtype=float), (n,)).copy()
         if np.any(~np.isfinite(out[needed])) or np.any(out[needed] < 0):
             raise ValueError(f"{name} must be finite and >= 0 for every scenario using it.")
@@ -277,14 +303,8 @@ def _as_scenarios(
     if np.any(h[~win] < a[~win]):
         raise ValueError("horizon_age must be >= age for every project scenario.")
     e = col(exposure, "exposure", win)
-    return cat, xs, win, a, h, e
-
-
-def _quantile_index(levels: tuple[float, ...], n_draws: int) -> tuple[np.ndarray, ...]:
-    h = (n_draws - 1) * np.asarray(levels, dtype=float)
-    lo = np.floor(h).astype(np.int64)
-    hi = np.minimum(lo + 1, n_draws - 1)
-    return lo, hi, h - lo
+    el = col(elapsed, "elapsed", win, default=0.0)
+    return cat, xs, win, a, h, e, el
 
 
 def batch_probabilities(
@@ -296,13 +316,14 @@ def batch_probabilities(
     age: ArrayLike | None = None,
     horizon_age: ArrayLike | None = None,
     exposure: ArrayLike | None = None,
+    elapsed: ArrayLike | None = None,
     levels: Sequence[float] = QUANTILES,
     base: bool = False,
     backend: str = "auto",
     threads: int | None = None,
     chunk_rows: int | None = None,
 ) -> BatchSummary:
-    """Mean and quantiles of the probability of many scenarios over posterior draws.
+    r"""Posterior predictive mean, weighted quantiles and ESS of many scenarios' probability.
 
     Parameters
     ----------
@@ -322,10 +343,15 @@ def batch_probabilities(
         for windows). ``horizon_age >= age >= 0``.
     exposure : array_like, shape (N,), optional
         Remaining window length in years (windows; ignored for projects).
+    elapsed : array_like, shape (N,), optional
+        Years of the window already past without an event (windows; ignored for projects):
+        the draws are weighted by :math:`(1 - \pi)^{\text{elapsed}}`. Default 0, i.e.
+        windows that start at the as-of date (no conditioning).
     levels : sequence of float, default :data:`georisk.scoring.QUANTILES`
         Quantile levels in [0, 1].
     base : bool, default False
-        Also summarise the base-rate-only probability (``x = 0``, same timing).
+        Also summarise the base-rate-only probability (``x = 0``, same timing, weighted by
+        the status likelihood without evidence).
     backend : {"auto", "numba", "numpy"}
         ``auto`` is ``numba`` when numba is installed, except for fewer than a million
         scenario-draws in a process that has not imported numba yet (its first use costs
@@ -345,7 +371,7 @@ def batch_probabilities(
     --------
     >>> from georisk.batch import batch_inputs, batch_probabilities
     >>> s = batch_probabilities(posterior.draws, **batch_inputs(evidences))  # doctest: +SKIP
-    >>> s.mean, s.quantile(0.9)  # doctest: +SKIP
+    >>> s.mean, s.quantile(0.9), s.ess  # doctest: +SKIP
     """
     missing = [k for k in _DRAW_KEYS if k not in draws]
     if missing:
@@ -354,8 +380,8 @@ def batch_probabilities(
     n_draws, n_kinds = strength.shape
     if n_draws < 1:
         raise ValueError("at least one posterior draw is needed.")
-    cat, xs, win, a, h, e = _as_scenarios(
-        n_kinds, category, x, is_window, age, horizon_age, exposure
+    cat, xs, win, a, h, e, el = _as_scenarios(
+        n_kinds, category, x, is_window, age, horizon_age, exposure, elapsed
     )
     n_proj_cat = np.asarray(draws["eta"]).shape[1]
     n_win_cat = np.asarray(draws["eta_window"]).shape[1]
@@ -381,10 +407,12 @@ def batch_probabilities(
     out = {
         "mean": np.empty(n),
         "q": np.empty((n, len(lv))),
+        "ess": np.empty(n),
         "base_mean": np.empty(n) if base else None,
         "base_q": np.empty((n, len(lv))) if base else None,
+        "base_ess": np.empty(n) if base else None,
     }
-    args = (draws, cat, xs, win, a, h, e, lv, base, threads, chunk_rows, out)
+    args = (draws, cat, xs, win, a, h, e, el, lv, base, threads, chunk_rows, out)
     if n:
         if backend == "numba":
             _run_numba(*args)
@@ -394,8 +422,10 @@ def batch_probabilities(
         mean=out["mean"],
         quantiles=out["q"],
         levels=lv,
+        ess=out["ess"],
         base_mean=out["base_mean"],
         base_quantiles=out["base_q"],
+        base_ess=out["base_ess"],
         n_draws=n_draws,
         backend=backend,
     )
@@ -426,20 +456,68 @@ def _for_chunks(n: int, rows: int, threads: int, work) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _run_numpy(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> None:
-    from georisk.scoring import project_probability, window_probability
+def _weighted_rows(
+    p: np.ndarray, w: np.ndarray, levels: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise :func:`georisk.scoring.weighted_summary` of (rows, draws) arrays.
+
+    Rows holding a NaN probability, or whose weights are not positive in sum, give NaN.
+
+    Parameters
+    ----------
+    p, w : ndarray, shape (rows, draws)
+        Probability draws and their weights.
+    levels : sequence of float
+        Quantile levels.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        Weighted means (rows,), quantiles (rows, levels) and effective draws (rows,).
+    """
+    lv = np.asarray(levels, dtype=float)
+    n_rows, n_draws = p.shape
+    order = np.argsort(p, axis=1, kind="stable")
+    vs = np.take_along_axis(p, order, axis=1)
+    ws = np.take_along_axis(w, order, axis=1)
+    total = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cdf = (np.cumsum(ws, axis=1) - 0.5 * ws) / total[:, None]
+        mean = np.einsum("ij,ij->i", w, p) / total
+        ess = total**2 / np.einsum("ij,ij->i", w, w)
+    bad = ~(total > 0) | np.isnan(p).any(axis=1) | (w < 0).any(axis=1)
+    q = np.empty((n_rows, lv.size))
+    r = np.arange(n_rows)
+    for k, level in enumerate(lv):
+        # np.interp(level, cdf[r], vs[r]) for every row at once: j is the last point with
+        # cdf[j] <= level (the CDF is non-decreasing), as in numpy's binary search.
+        j = (cdf <= level).sum(axis=1) - 1
+        lo = np.clip(j, 0, n_draws - 1)
+        hi = np.clip(j + 1, 0, n_draws - 1)
+        x0, x1 = cdf[r, lo], cdf[r, hi]
+        y0, y1 = vs[r, lo], vs[r, hi]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inner = (y1 - y0) / (x1 - x0) * (level - x0) + y0
+        q[:, k] = np.where(
+            j < 0, vs[:, 0], np.where(j >= n_draws - 1, vs[:, -1], np.where(x0 == level, y0, inner))
+        )
+    mean[bad] = np.nan
+    ess[bad] = np.nan
+    q[bad] = np.nan
+    return mean, q, ess
+
+
+def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -> None:
+    from georisk.scoring import project_terms, softplus, window_probability
 
     eta_p = np.asarray(draws["eta"], dtype=float)
     eta_w = np.asarray(draws["eta_window"], dtype=float)
     beta = np.asarray(draws["strength"], dtype=float)
-    lag = [np.asarray(draws[k], dtype=float)[None, :] for k in _DRAW_KEYS[3:]]
+    lag = [np.asarray(draws[k], dtype=float)[None, :] for k in _LAG_KEYS]
     rows = max(1, min(rows, (1 << 22) // (8 * beta.shape[0])))  # float64 work arrays
 
-    def summarise(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return p.mean(axis=1), np.quantile(p, lv, axis=1, method="linear").T
-
     def work(i: int, j: int, _state: dict) -> None:
-        with np.errstate(divide="ignore", invalid="ignore"):  # NaN where 0/0, as documented
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # NaN at 0/0
             chunk(i, j)
 
     def chunk(i: int, j: int) -> None:
@@ -449,20 +527,24 @@ def _run_numpy(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> No
         b[~w] = eta_p[:, c[~w]].T
         b[w] = eta_w[:, c[w]].T
         eta = b + xs[sl] @ beta.T
-        for target, key_m, key_q in ((eta, "mean", "q"), (b, "base_mean", "base_q")):
-            if key_m == "base_mean" and not base:
+        for target, prefix in ((eta, ""), (b, "base_")):
+            if prefix and not base:
                 continue
             p = np.empty_like(target)
+            wt = np.empty_like(target)
             pw, pp = w, ~w
             if pp.any():
-                p[pp] = project_probability(
-                    target[pp], a[sl][pp, None], h[sl][pp, None], *lag
-                )
+                num, den = project_terms(target[pp], a[sl][pp, None], h[sl][pp, None], *lag)
+                p[pp] = num / den
+                wt[pp] = den
             if pw.any():
                 p[pw] = window_probability(target[pw], e[sl][pw, None])
-            m, q = summarise(p)
-            out[key_m][sl] = m
-            out[key_q][sl] = q
+                log_w = -el[sl][pw, None] * softplus(target[pw])  # (1 - pi)^elapsed
+                wt[pw] = np.exp(log_w - log_w.max(axis=1, keepdims=True))  # no underflow
+            m, q, ess = _weighted_rows(p, wt, lv)
+            out[prefix + "mean"][sl] = m
+            out[prefix + "q"][sl] = q
+            out[prefix + "ess"][sl] = ess
 
     _for_chunks(cat.size, rows, threads, work)
 
@@ -477,18 +559,37 @@ _LOG2E = _F(1.4426950408889634)
 _LN2_HI = _F(0.693359375)
 _LN2_LO = _F(-2.12194440e-4)
 _INV_SQRT2 = 0.7071067811865476
+_SQRT2 = math.sqrt(2.0)
+_KEY_MASK = np.int64(0xFFFFFFFF)
+# Bound on |float32 probability - float64 probability| of one draw (see the module
+# docstring): _RHO0 + _RHO_ETA * H relative (H bounds |eta|'s terms), _ALPHA * U absolute
+# (U bounds the cancelling terms), _TAU absolute.
+_RHO0 = 2.0**-18
+_RHO_ETA = 2.0**-19
+_ALPHA = 2.0**-18
+_TAU = 2.0**-80
 
 _nb_bits_to_f32: Any = None
 _nb_f32_to_bits: Any = None
 _nb_bits_to_f64: Any = None
 _nb_f64_to_bits: Any = None
 _nb_exp64: Any = None
-_nb_q32: Any = None
-_nb_q64: Any = None
+_nb_r32: Any = None
+_nb_r64: Any = None
 _nb_exp: Any = None
 _nb_tail_row: Any = None
-_nb_mean: Any = None
-_nb_select: Any = None
+_nb_row_min: Any = None
+_nb_row_stats: Any = None
+_nb_key: Any = None
+_nb_key_value: Any = None
+_nb_bucket: Any = None
+_nb_err: Any = None
+_nb_bucket_value: Any = None
+_nb_exact: Any = None
+_nb_resolve: Any = None
+_nb_slow: Any = None
+_nb_sort_keys: Any = None
+_nb_wquantiles: Any = None
 _nb_summarise_row: Any = None
 _nb_kernel: Any = None
 _NB_LOCK = threading.Lock()
@@ -524,15 +625,16 @@ def _py_exp64(x):
     r = r - n * 1.90821492927058770002e-10
     r2 = r * r
     r4 = r2 * r2
-    p = ((1.0 + r) + (0.5 + r * (1.0 / 6.0)) * r2) + (
-        (1.0 / 24.0 + r * (1.0 / 120.0)) + (1.0 / 720.0 + r * (1.0 / 5040.0)) * r2
-    ) * r4 + (1.0 / 40320.0) * (r4 * r4)
+    p = (
+        ((1.0 + r) + (0.5 + r * (1.0 / 6.0)) * r2)
+        + ((1.0 / 24.0 + r * (1.0 / 120.0)) + (1.0 / 720.0 + r * (1.0 / 5040.0)) * r2) * r4
+        + (1.0 / 40320.0) * (r4 * r4)
+    )
     return p * _nb_bits_to_f64((_nb_f64_to_bits(k) + 1023) << 52)
 
 
-def _py_q32(x):
-    """Return the normal upper tail at ``x * sqrt 2`` (``erfc(x) / 2``), in float32."""
-    av = abs(x)
+def _py_r32(av):
+    """Return ``erfc(av) / 2`` for ``av >= 0`` in float32: the smaller normal tail."""
     t = _F(1.0) / (_F(1.0) + _F(0.5) * av)
     # P_9(t) by Estrin's scheme: shorter dependency chains than Horner (8% faster here)
     t2 = t * t
@@ -543,13 +645,11 @@ def _py_q32(x):
     a67 = _F(-1.13520398) + _F(1.48851587) * t
     a89 = _F(-0.82215223) + _F(0.17087277) * t
     poly = (a01 + a23 * t2) + (a45 + a67 * t2) * t4 + a89 * (t4 * t4)
-    r = _F(0.5) * t * _nb_exp(poly - av * av)
-    return r if x >= _F(0.0) else _F(1.0) - r
+    return _F(0.5) * t * _nb_exp(poly - av * av)
 
 
-def _py_q64(x):
-    """Return the normal upper tail at ``x * sqrt 2`` (``erfc(x) / 2``), float64, as float32."""
-    av = abs(x)
+def _py_r64(av):
+    """Return ``erfc(av) / 2`` for ``av >= 0`` in float64."""
     t = 1.0 / (1.0 + 0.5 * av)
     t2 = t * t
     t4 = t2 * t2
@@ -559,159 +659,518 @@ def _py_q64(x):
     a67 = -1.13520398 + 1.48851587 * t
     a89 = -0.82215223 + 0.17087277 * t
     poly = (a01 + a23 * t2) + (a45 + a67 * t2) * t4 + a89 * (t4 * t4)
-    r = 0.5 * t * _nb_exp64(poly - av * av)
-    return _F(r if x >= 0.0 else 1.0 - r)
+    return 0.5 * t * _nb_exp64(poly - av * av)
 
 
-def _py_tail_row(log_t, mu, isd, mu_hi, mu_lo, isd32, out):
-    r"""``out[d] = Q((log_t - mu[d]) * isd[d] * sqrt 2)``, Q the normal upper tail.
+def _py_tail_row(log_t, mu, isd, mu_hi, mu_lo, isd32, upper, lower):
+    r"""Both tails of the normal at :math:`z_d = (\log t - \mu_d)/\sigma_d`, as float32.
 
-    ``isd`` holds :math:`1/(\sigma\sqrt2)`, so the argument :math:`x` is erfc's. Numerical
-    Recipes ``erfcc``, fractional error < 1.2e-7. In float32 (8 lanes) when every
-    :math:`x \le 2` (:math:`Q \ge 2.3e-3`), with the subtraction done in two parts
-    (``mu_hi + mu_lo``); else in float64 (4 lanes, 2x slower). Float32 holds :math:`x` to
-    a relative :math:`\rho \approx 2e-7`, hence :math:`Q` to :math:`2x^2\rho`: fine for
-    :math:`x \le 2`, too coarse for the deep upper tails whose ratio decides the
-    probability of an old open project (lower tails, :math:`Q \to 1`, need only an
-    absolute accuracy).
+    ``upper[d]`` = :math:`1 - \Phi(z_d)`, ``lower[d]`` = :math:`\Phi(z_d)`, each formed
+    from the smaller tail :math:`r = \operatorname{erfc}(|x|)/2`, :math:`x = z/\sqrt2`
+    (``isd`` holds :math:`1/(\sigma\sqrt2)`), so that the smaller of the two is accurate
+    *relatively*. Numerical Recipes ``erfcc``, fractional error < 1.2e-7. In float32 (8
+    lanes) when every :math:`|x| \le 2` (:math:`r \ge 2.3e-3`), with the subtraction done
+    in two parts (``mu_hi + mu_lo``); else in float64 (4 lanes, 2x slower). Float32 holds
+    :math:`x` to a relative :math:`\rho \approx 2e-7`, hence :math:`r` to
+    :math:`2x^2\rho`: fine for :math:`|x| \le 2`, too coarse for the deep tails whose ratio
+    decides the probability of an old open project.
     """
-    n = out.shape[0]
+    n = upper.shape[0]
     lt_hi = _F(log_t)
     lt_lo = _F(log_t - np.float64(lt_hi))
-    big = _F(-np.inf)
+    big = _F(0.0)
     for d in range(n):
-        big = max(big, (lt_hi - mu_hi[d]) * isd32[d])
+        big = max(big, abs((lt_hi - mu_hi[d]) * isd32[d]))
+    one = _F(1.0)
     if big <= _F(2.0):
         for d in range(n):
-            out[d] = _nb_q32(((lt_hi - mu_hi[d]) + (lt_lo - mu_lo[d])) * isd32[d])
+            x = ((lt_hi - mu_hi[d]) + (lt_lo - mu_lo[d])) * isd32[d]
+            r = _nb_r32(abs(x))
+            pos = x >= _F(0.0)
+            upper[d] = r if pos else one - r
+            lower[d] = one - r if pos else r
     else:
         for d in range(n):
-            out[d] = _nb_q64((log_t - mu[d]) * isd[d])
+            x = (log_t - mu[d]) * isd[d]
+            r = _nb_r64(abs(x))
+            pos = x >= 0.0
+            upper[d] = _F(r if pos else 1.0 - r)
+            lower[d] = _F(1.0 - r if pos else r)
 
 
-def _py_mean(row):
-    """Mean of a float32 row, accumulated in float64."""
-    acc = 0.0
+def _py_row_min(row):
+    """Smallest value of a float32 row of finite numbers."""
+    acc = row[0]
     for d in range(row.shape[0]):
-        acc += row[d]
-    return acc / row.shape[0]
+        acc = min(acc, row[d])
+    return acc
 
 
-def _py_select(row, ranks, vals, counts, idx, slot, seg, gather):
-    """Order statistics ``ranks`` (sorted, distinct) of ``row`` into ``vals``: exact.
+def _py_row_stats(row, wrow, urow, with_u):
+    """Return the sums of w, w * p and w**2 of a row (float64) and extremes from the bits.
 
-    Bucket selection: one pass buckets every value (on the float's bit pattern, a log-like
-    scale, for non-negative rows; linearly otherwise) and counts; the buckets holding the
-    wanted ranks are gathered in a second pass and sorted (a few values each). Returns
-    False, leaving ``vals`` alone, when the row holds a NaN.
+    On the bits (integer compares, vectorised; ordered like the values for p >= 0): the
+    smallest, largest and smallest positive p, the largest u and a bound on u / p. One
+    pass; the integer work is in int32 ufuncs (numba would widen ``&``, ``-``, ``min`` to
+    int64, which AVX2 cannot compare). Returns (sum w, sum w p, sum w**2, min, max, min
+    positive (bits), max u, u / p bound, or -1 if a draw has p = 0 < u).
     """
-    n = row.shape[0]
-    n_buckets = counts.shape[0]
-    m = ranks.shape[0]
-    mn = row[0]
-    mx = row[0]
-    pos_min = np.float32(np.inf)
-    nan = False
-    for d in range(n):
-        v = row[d]
-        nan |= v != v
-        mn = min(mn, v)
-        mx = max(mx, v)
-        pos_min = min(pos_min, v if v > 0 else np.float32(np.inf))
-    if nan:
-        return False
-    if mx == mn:
-        for j in range(m):
-            vals[j] = mn
-        return True
-    top = n_buckets - 1
-    if mn >= 0 and pos_min < mx:
-        # non-negative: bucket the bit patterns (monotone in the value), zeros in bucket 0
-        # (float32 arithmetic: rounding is monotone, so the buckets stay ordered)
-        keys = row.view(np.int32)
-        lo = np.float32(_nb_f32_to_bits(pos_min))
-        hi = np.float32(_nb_f32_to_bits(mx))
-        scale = np.float32((n_buckets - 0.5) / (np.float64(hi) - np.float64(lo)))
-        for d in range(n):
-            b = np.int32((np.float32(keys[d]) - lo) * scale)
-            idx[d] = min(max(b, 0), top)
+    bits = row.view(np.int32)
+    ubits = urow.view(np.int32)
+    big = np.int32(0x7FFFFFFF)
+    sign = np.int32(-0x80000000)
+    one = np.int32(1)
+    zero = np.int32(0)
+    sw = 0.0
+    swp = 0.0
+    sww = 0.0
+    mn = big
+    mx = zero
+    pm = big
+    um = zero
+    cd = np.int32(-0x7FFFFFFF)
+    zf = zero
+    for d in range(row.shape[0]):
+        w = np.float64(wrow[d])
+        sw += w
+        swp += w * np.float64(row[d])
+        sww += w * w
+        b = np.bitwise_and(bits[d], big)  # -0.0 as 0.0
+        u = ubits[d]
+        mn = np.minimum(mn, b)
+        mx = np.maximum(mx, b)
+        pm = np.minimum(pm, np.bitwise_xor(np.subtract(b, one), sign))  # unsigned: skips 0
+        um = np.maximum(um, u)
+        cd = np.maximum(cd, np.subtract(u, b))  # exponent of u / p, in units of 2**-23
+        zf = np.maximum(zf, np.minimum(u, np.subtract(one, np.minimum(b, one))))
+    pm = (pm ^ sign) + one
+    umax = 0.0
+    ratio = 0.0
+    if with_u:
+        umax = np.float64(_nb_bits_to_f32(um))
+        # u / p < 2**(e_u - e_p + 1) and (cd >> 23) >= e_u - e_p - 1
+        ratio = -1.0 if zf > 0 else 2.0 ** ((cd >> np.int32(23)) + 2)
+    return sw, swp, sww, mn, mx, pm, umax, ratio
+
+
+def _py_key(v, d):
+    """Sort key of draw ``d`` with probability ``v >= 0``: (value bits, draw) in one int64."""
+    bits = np.int64(_nb_f32_to_bits(v) & np.int32(0x7FFFFFFF))  # -0.0 sorts as 0.0
+    return (bits << np.int64(32)) | np.int64(d)
+
+
+def _py_key_value(key):
+    """Return the float32 value of a sort key."""
+    return _nb_bits_to_f32(np.int32(key >> np.int64(32)))
+
+
+def _py_err(v, rho, ua, uc):
+    """Return the bound on |float32 - float64 probability| of a draw of float32 value ``v``."""
+    return rho * v + (ua if uc < 0.0 else min(ua, uc * v)) + _TAU
+
+
+def _py_bucket(bits, base, scale, top):
+    """Bucket of a non-negative float32 given by its bits: ``(bits - base) * scale``, clamped.
+
+    In float32 (vectorised; ``scale`` a power of two): monotone in the value.
+    """
+    v = (_F(np.bitwise_and(bits, np.int32(0x7FFFFFFF))) - base) * scale
+    v = v if v > _F(0.0) else _F(0.0)
+    v = v if v < top else top
+    return np.uint32(v)
+
+
+def _py_bucket_value(v, base, scale, top):
+    """Bucket of the float32 nearest to ``v`` (0 for ``v <= 0``): conservative bounds."""
+    if v <= 0.0:
+        return np.int64(0)
+    return np.int64(_nb_bucket(_nb_f32_to_bits(_F(v)), base, scale, top))
+
+
+def _py_exact(d, ctx):
+    """Probability and weight of draw ``d``, in float64, by the formulas of the scoring path.
+
+    ``ctx`` = (mode, category, with evidence, x row, eta (project, window), strength, lag
+    mu, lag sd, termination mu, termination sd, scalars, given p, given w). ``mode`` 1 is a
+    project, 2 a window (both exactly as :func:`georisk.scoring.project_terms` /
+    :func:`~georisk.scoring.window_probability` compute them, libm ``erfc``, ``exp``,
+    ``log``, ``log1p``, ``expm1``, no contraction), 0 reads the given arrays (tests).
+    """
+    mode, c, with_x, xrow, eta_p, eta_w, beta, mu, sd, tmu, tsd, scal, gp, gw = ctx
+    if mode == 0:
+        return gp[d], gw[d]
+    eta = eta_w[c, d] if mode == 2 else eta_p[c, d]
+    if with_x:
+        shift = 0.0
+        for k in range(xrow.shape[0]):
+            if xrow[k] != 0.0:
+                shift += xrow[k] * beta[k, d]
+        eta = eta + shift
+    u = math.exp(-abs(eta))
+    if eta >= 0.0:
+        pi, pi_c = 1.0 / (1.0 + u), u / (1.0 + u)  # expit(eta), expit(-eta)
     else:
-        scale = np.float32((n_buckets - 0.5) / (np.float64(mx) - np.float64(mn)))
-        for d in range(n):
-            b = np.int32((row[d] - mn) * scale)
-            idx[d] = min(max(b, 0), top)
-    counts[:] = 0
-    for d in range(n):
-        counts[idx[d]] += 1
-    # seg[k] = (start in gather, size, rank of its first value, filled so far)
-    j = 0
-    cum = 0
-    n_seg = 0
-    pos = 0
-    for b in range(n_buckets):
-        c = counts[b]
-        slot[b] = -1
-        if j < m and ranks[j] < cum + c:
-            slot[b] = n_seg
-            seg[n_seg, 0] = pos
-            seg[n_seg, 1] = c
-            seg[n_seg, 2] = cum
-            seg[n_seg, 3] = 0
-            pos += c
-            n_seg += 1
-            while j < m and ranks[j] < cum + c:
-                j += 1
-        cum += c
-    for d in range(n):
-        k = slot[idx[d]]
-        if k >= 0:
-            gather[seg[k, 0] + seg[k, 3]] = row[d]
-            seg[k, 3] += 1
-    j = 0
-    for k in range(n_seg):
-        s0 = seg[k, 0]
-        c = seg[k, 1]
-        part = gather[s0 : s0 + c]
-        if c <= 48:
-            for i in range(1, c):
-                v = part[i]
-                i2 = i - 1
-                while i2 >= 0 and part[i2] > v:
-                    part[i2 + 1] = part[i2]
-                    i2 -= 1
-                part[i2 + 1] = v
+        pi, pi_c = u / (1.0 + u), 1.0 / (1.0 + u)
+    if mode == 2:
+        l1 = -(max(eta, 0.0) + math.log1p(u))  # log(1 - pi) = -softplus(eta)
+        return -math.expm1(scal[4] * l1), math.exp(scal[5] * l1 + scal[6])
+    # lag_tails: the smaller tail by erfc, the other as one minus it
+    f_a, s_a, r_a, f_h, s_h = 0.0, 1.0, 1.0, 0.0, 1.0
+    if scal[0] > 0.0:
+        z = (scal[2] - mu[d]) / sd[d]
+        small = 0.5 * math.erfc(abs(z) / _SQRT2)
+        f_a, s_a = (small, 1.0 - small) if z < 0.0 else (1.0 - small, small)
+        z = (scal[2] - tmu[d]) / tsd[d]
+        small = 0.5 * math.erfc(abs(z) / _SQRT2)
+        r_a = 1.0 - small if z < 0.0 else small
+    if scal[1] > 0.0:
+        z = (scal[3] - mu[d]) / sd[d]
+        small = 0.5 * math.erfc(abs(z) / _SQRT2)
+        f_h, s_h = (small, 1.0 - small) if z < 0.0 else (1.0 - small, small)
+    num = pi * ((f_h - f_a) if f_h <= 0.5 else (s_a - s_h))
+    den = pi_c * r_a + pi * s_a
+    return num / den, den
+
+
+def _py_resolve(
+    keys, off, n, p0, c_p0, below, above, lv, wq, row, wrow,
+    use_b, g_lo, g_hi, bpar, counts, s_lo, s_hi, rho, ua, uc, ctx, ap, aw, ad, ao,
+):  # fmt: skip
+    """Weighted quantile ``lv`` from candidates ``keys[off:off+n]`` (sorted), exactly.
+
+    The candidates are every draw in a range of buckets (``use_b``: ``g_lo..g_hi``) or of
+    float32 values (``s_lo..s_hi``), ``below`` / ``above`` whether any draw lies outside;
+    ``c_p0`` is the weight of the draws before candidate ``p0``, where the search starts.
+    Draws whose float32 values lie within the error bound of the bracketing pair are
+    recomputed in float64 by the scoring path's formulas and ordered by (value, draw), as
+    ``np.argsort(kind="stable")`` orders them; the window grows until both bracketing draws
+    are further than the bound from every draw outside it. Returns (0, quantile, _, _), or
+    (1, nan, lo, hi) when the window [lo, hi] reaches beyond the candidates.
+    """
+    base, scale, top = bpar
+    t = lv * wq
+    c = c_p0
+    k = p0 - 1
+    for i in range(p0, n):  # the float32 bracket: where to start
+        w = np.float64(wrow[np.uint64(keys[off + i] & _KEY_MASK)])
+        c += w
+        if c - 0.5 * w <= t:
+            k = i
         else:
-            part.sort()
-        while j < m and ranks[j] < seg[k, 2] + c:
-            vals[j] = part[ranks[j] - seg[k, 2]]
-            j += 1
-    return True
+            break
+    m0 = max(k, 0)
+    m1 = min(k + 1, n - 1)
+    v = np.float64(_nb_key_value(keys[off + m0]))
+    a_lo = v - 3.0 * _nb_err(v, rho, ua, uc)
+    v = np.float64(_nb_key_value(keys[off + m1]))
+    a_hi = v + 3.0 * _nb_err(v, rho, ua, uc)
+    for _ in range(n + 64):
+        ok_lo = True
+        ok_hi = True
+        if use_b:  # no draw outside the buckets g_lo..g_hi may lie in [a_lo, a_hi]
+            if below:
+                for b in range(_nb_bucket_value(a_lo, base, scale, top), g_lo):
+                    if counts[b] > 0:
+                        ok_lo = False
+                        break
+            if above:
+                for b in range(g_hi + 1, _nb_bucket_value(a_hi, base, scale, top) + 1):
+                    if counts[b] > 0:
+                        ok_hi = False
+                        break
+        else:
+            ok_lo = a_lo >= s_lo or not below
+            ok_hi = a_hi <= s_hi or not above
+        if not (ok_lo and ok_hi):
+            return 1, np.nan, a_lo, a_hi
+        while m0 > 0 and np.float64(_nb_key_value(keys[off + m0 - 1])) >= a_lo:
+            m0 -= 1
+        while m1 < n - 1 and np.float64(_nb_key_value(keys[off + m1 + 1])) <= a_hi:
+            m1 += 1
+        cb = c_p0  # weight before the window
+        if m0 >= p0:
+            for i in range(p0, m0):
+                cb += np.float64(wrow[np.uint64(keys[off + i] & _KEY_MASK)])
+        else:
+            for i in range(m0, p0):
+                cb -= np.float64(wrow[np.uint64(keys[off + i] & _KEY_MASK)])
+        na = m1 - m0 + 1
+        for i in range(na):
+            d = np.uint64(keys[off + m0 + i] & _KEY_MASK)
+            p, w = _nb_exact(d, ctx)
+            ap[i] = p
+            aw[i] = w
+            ad[i] = d
+            ao[i] = i
+        for i in range(1, na):  # insertion sort by (exact value, draw)
+            cur = ao[i]
+            pc = ap[cur]
+            dc = ad[cur]
+            u = i - 1
+            while u >= 0 and (ap[ao[u]] > pc or (ap[ao[u]] == pc and ad[ao[u]] > dc)):
+                ao[u + 1] = ao[u]
+                u -= 1
+            ao[u + 1] = cur
+        c = cb
+        j = -1
+        x0 = 0.0
+        x1 = 0.0
+        for i in range(na):  # the exact mid-point CDF, as scoring.weighted_summary has it
+            w = aw[ao[i]]
+            c += w
+            cdf = (c - 0.5 * w) / wq
+            if cdf <= lv:
+                j = i
+                x0 = cdf
+            else:
+                x1 = cdf
+                break
+        none_below = m0 == 0 and not below
+        none_above = m1 == n - 1 and not above
+        if j == -1 and not none_below:  # the lower draw of the bracket lies below
+            if m0 > 0:
+                v = np.float64(_nb_key_value(keys[off + m0 - 1]))
+                a_lo = min(a_lo, v - 3.0 * _nb_err(v, rho, ua, uc))
+            else:
+                a_lo = a_lo - 3.0 * _nb_err(abs(a_lo), rho, ua, uc) - (a_hi - a_lo)
+            continue
+        if j == na - 1 and not none_above:  # the upper draw lies above
+            if m1 < n - 1:
+                v = np.float64(_nb_key_value(keys[off + m1 + 1]))
+                a_hi = max(a_hi, v + 3.0 * _nb_err(v, rho, ua, uc))
+            else:
+                a_hi = a_hi + 3.0 * _nb_err(abs(a_hi), rho, ua, uc) + (a_hi - a_lo)
+            continue
+        if j == -1:
+            e0 = ao[0]
+            e1 = e0
+        elif j == na - 1:
+            e0 = ao[na - 1]
+            e1 = e0
+        else:
+            e0 = ao[j]
+            e1 = ao[j + 1]
+        grow = False
+        v = np.float64(row[ad[e0]])
+        r = 3.0 * _nb_err(v, rho, ua, uc)
+        if v - r < a_lo and not none_below:
+            a_lo = v - r
+            grow = True
+        v = np.float64(row[ad[e1]])
+        r = 3.0 * _nb_err(v, rho, ua, uc)
+        if v + r > a_hi and not none_above:
+            a_hi = v + r
+            grow = True
+        if grow:
+            continue
+        y0 = ap[e0]
+        if j == -1 or j == na - 1 or x0 == lv:  # np.interp's ends and exact hits
+            return 0, y0, 0.0, 0.0
+        y1 = ap[e1]
+        slope = (y1 - y0) / (x1 - x0)
+        res = slope * (lv - x0) + y0
+        if res != res:  # np.interp's fallbacks
+            res = slope * (lv - x1) + y1
+            if res != res and y0 == y1:
+                res = y0
+        return 0, res, 0.0, 0.0
+    return 1, np.nan, a_lo, a_hi  # pragma: no cover - then the slow path widens it
 
 
-def _py_summarise_row(row, s, mean, q, ranks, pos_lo, pos_hi, tq, sel):
-    """Mean and interpolated quantiles of one row (``np.quantile``'s linear formula)."""
-    mean[s] = _nb_mean(row)
-    counts, idx, slot, seg, gather, vals = sel
-    if _nb_select(row, ranks, vals, counts, idx, slot, seg, gather):
-        for j in range(tq.shape[0]):
-            a = np.float64(vals[pos_lo[j]])
-            b = np.float64(vals[pos_hi[j]])
-            t = tq[j]
-            diff = b - a
-            q[s, j] = b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
+def _py_sort_keys(part):
+    """Sort int64 keys in place: insertion sort when few, else numpy's."""
+    c = part.shape[0]
+    if c <= 32:
+        for i in range(1, c):
+            v = part[i]
+            i2 = i - 1
+            while i2 >= 0 and part[i2] > v:
+                part[i2 + 1] = part[i2]
+                i2 -= 1
+            part[i2 + 1] = v
     else:
-        for j in range(tq.shape[0]):
+        part.sort()
+
+
+def _py_slow(row, wrow, lv, wq, a_lo, a_hi, bpar, counts, rho, ua, uc, ctx, skey, ap, aw, ad,
+              ao):  # fmt: skip
+    """Weighted quantile ``lv`` with the window [a_lo, a_hi] gathered from the whole row."""
+    n = row.shape[0]
+    while True:
+        pad = 2.0 * (a_hi - a_lo) + 4.0 * (ua + _TAU)
+        s_lo = a_lo - pad
+        s_hi = a_hi + pad
+        c0 = 0.0
+        below = False
+        above = False
+        cnt = 0
+        for d in range(n):
+            v = np.float64(row[d])
+            if v < s_lo:
+                c0 += np.float64(wrow[d])
+                below = True
+            elif v > s_hi:
+                above = True
+            else:
+                skey[cnt] = _nb_key(row[d], d)
+                cnt += 1
+        _nb_sort_keys(skey[:cnt])
+        st, val, n_lo, n_hi = _nb_resolve(
+            skey, 0, cnt, 0, c0, below, above, lv, wq, row, wrow,
+            False, 0, 0, bpar, counts, s_lo, s_hi, rho, ua, uc, ctx, ap, aw, ad, ao,
+        )  # fmt: skip
+        if st == 0:
+            return val
+        a_lo = min(a_lo, n_lo)
+        a_hi = max(a_hi, n_hi)
+
+
+def _py_wquantiles(row, wrow, lv, q, s, rho, ua, uc, mn_bits, mx_bits, pm_bits, sel, ctx):
+    """Weighted quantiles of one row into ``q[s]``: bucket selection, then exact brackets.
+
+    One pass puts every draw in a bucket (on the float's bit pattern: a log-like scale with
+    power-of-two widths, from about the 0.4% quantile to the largest value) and adds up
+    the buckets' counts and weights; the cumulative weights give, for each level, the
+    buckets that hold its bracketing draws (with the nearest non-empty bucket on each
+    side); a second pass gathers those draws bucket by bucket, each bucket is
+    sorted (a few draws), and :func:`_py_resolve` finishes. ``row`` holds probabilities
+    (>= 0, no NaN).
+    """
+    counts, idx, slot, cb, bw, gkey, lvi, bstart, ap, aw, ad, ao, skey = sel
+    n = row.shape[0]
+    m = lv.shape[0]
+    if mx_bits == mn_bits:
+        v = _nb_bits_to_f32(mn_bits)
+        for j in range(m):
+            q[s, j] = v
+        return
+    # The buckets' floor: one binade below the smallest of every 16th draw (about the 0.4%
+    # quantile), at most 24 binades below the largest value; draws below go to bucket 0.
+    # (Where most buckets fall matters for speed only: the selection is exact anyway.)
+    bits = row.view(np.int32)
+    smp = mx_bits
+    for d in range(0, n, 16):
+        bd = bits[d] & np.int32(0x7FFFFFFF)
+        if bd > np.int32(0):
+            smp = min(smp, bd)
+    base = max(pm_bits, smp - np.int32(1 << 23), mx_bits - np.int32(24 << 23))
+    shift = 0
+    while ((mx_bits - base) >> shift) >= counts.shape[0]:
+        shift += 1
+    nb = ((mx_bits - base) >> shift) + 1
+    bpar = (_F(base), _F(2.0**-shift), _F(nb - 1))
+    for d in range(n):  # (vectorised)
+        idx[d] = _nb_bucket(bits[d], bpar[0], bpar[1], bpar[2])
+    counts[:nb] = 0
+    bw[:nb] = 0.0
+    for d in range(n):
+        b = idx[d]
+        counts[b] += 1
+        bw[b] += np.float64(wrow[d])
+    c = 0.0
+    first = -1
+    last = -1
+    for b in range(nb):
+        cb[b] = c
+        c += bw[b]
+        if counts[b] > 0:
+            if first < 0:
+                first = b
+            last = b
+    cb[nb] = c
+    wq = c
+    slot[:nb] = -1
+    for j in range(m):
+        t = lv[j] * wq
+        b0 = first
+        b1 = last
+        while b0 < b1:  # first bucket whose cumulative weight reaches t
+            mid = (b0 + b1) // 2
+            if cb[mid + 1] >= t:
+                b1 = mid
+            else:
+                b0 = mid + 1
+        while counts[b0] == 0 and b0 < last:
+            b0 += 1
+        r1 = b0
+        b = b0 + 1
+        while b <= last:  # later buckets whose draws' mid-points may still be <= t
+            if counts[b] > 0:
+                if cb[b] <= t:
+                    r1 = b
+                else:
+                    break
+            b += 1
+        g = b0 - 1
+        while g >= first and counts[g] == 0:
+            g -= 1
+        g_lo = g if g >= first else b0
+        g = r1 + 1
+        while g <= last and counts[g] == 0:
+            g += 1
+        g_hi = g if g <= last else r1
+        lvi[j, 0] = g_lo
+        lvi[j, 1] = g_hi
+        lvi[j, 2] = b0
+        for b in range(g_lo, g_hi + 1):
+            slot[b] = 0
+    pos = 0
+    for b in range(first, last + 1):  # the wanted buckets' places, in bucket order
+        if slot[b] == 0:
+            bstart[b] = pos
+            slot[b] = pos
+            pos += counts[b]
+    for d in range(n):
+        b = idx[d]
+        p = slot[b]
+        if p >= 0:
+            gkey[np.uint64(p)] = _nb_key(row[d], d)
+            slot[b] = p + 1
+    for b in range(first, last + 1):
+        if slot[b] > 0 and counts[b] > 1:
+            _nb_sort_keys(gkey[bstart[b] : bstart[b] + counts[b]])
+    for j in range(m):
+        g_lo = lvi[j, 0]
+        g_hi = lvi[j, 1]
+        b0 = lvi[j, 2]
+        off = bstart[g_lo]
+        cnt = bstart[g_hi] + counts[g_hi] - off
+        st, val, a_lo, a_hi = _nb_resolve(
+            gkey, off, cnt, bstart[b0] - off, cb[b0], g_lo > first, g_hi < last, lv[j], wq,
+            row, wrow, True, g_lo, g_hi, bpar, counts, 0.0, 0.0, rho, ua, uc, ctx, ap, aw,
+            ad, ao,
+        )  # fmt: skip
+        if st != 0:
+            val = _nb_slow(row, wrow, lv[j], wq, a_lo, a_hi, bpar, counts, rho, ua, uc, ctx,
+                           skey, ap, aw, ad, ao)  # fmt: skip
+        q[s, j] = val
+
+
+def _py_summarise_row(row, wrow, urow, with_u, s, mean, q, ess, lv, rho, sel, ctx):
+    """Weighted mean, quantiles and effective draws of one row; NaN if a draw is NaN."""
+    sw, swp, sww, mn_bits, mx_bits, pm_bits, umax, ratio = _nb_row_stats(row, wrow, urow, with_u)
+    if not (swp == swp and sw > 0.0):
+        mean[s] = np.nan
+        ess[s] = np.nan
+        for j in range(lv.shape[0]):
             q[s, j] = np.nan
+        return
+    mean[s] = swp / sw
+    ess[s] = sw * sw / sww
+    # the error bound's cancellation term: alpha * min(max u, (u / p bound) * p)
+    ua = _ALPHA * umax
+    uc = _ALPHA * ratio if ratio >= 0.0 else -1.0
+    _nb_wquantiles(row, wrow, lv, q, s, rho, ua, uc, mn_bits, mx_bits, pm_bits, sel, ctx)
 
 
 def _py_kernel(
-    base_p, base_w, beta, lag, cat, x, win, age, horizon, expo,
-    ranks, pos_lo, pos_hi, tq, do_base,
-    mean, q, mean_base, q_base,
-    row, eta, s_a, s_h, r_a, sel,
+    base_p, base_w, beta, lag, exact_in, cat, x, win, age, horizon, expo, elap,
+    lv, do_base, out, out_base, rows, sel, scal, dummy,
 ):  # fmt: skip
-    """Summaries of a run of scenarios: probabilities row by row, then mean and quantiles."""
+    """Summaries of a run of scenarios: probabilities and weights row by row, then summaries."""
     mu, isd, mu_hi, mu_lo, isd32, tmu, tisd, tmu_hi, tmu_lo, tisd32 = lag
+    eta_p64, eta_w64, beta64, mu64, sd64, tmu64, tsd64, amax_p, amax_w, amax_b = exact_in
+    row, wrow, eta, s_a, f_a, s_h, f_h, r_a, junk, urow = rows
     n_rows = cat.shape[0]
     n_draws = row.shape[0]
     n_kinds = beta.shape[0]
@@ -719,6 +1178,7 @@ def _py_kernel(
     last_h = -1.0
     one = _F(1.0)
     zero = _F(0.0)
+    half = _F(0.5)
     nan = _F(np.nan)
     for s in range(n_rows):
         c = cat[s]
@@ -727,17 +1187,22 @@ def _py_kernel(
             if is_w:
                 for d in range(n_draws):
                     eta[d] = base_w[c, d]
+                h_eta = amax_w[c]
             else:
                 for d in range(n_draws):
                     eta[d] = base_p[c, d]
+                h_eta = amax_p[c]
             if variant == 0:
                 for k in range(n_kinds):
                     w = _F(x[s, k])
                     if w != zero:
+                        h_eta += abs(x[s, k]) * amax_b[k]
                         for d in range(n_draws):
                             eta[d] += w * beta[k, d]
+            rho = _RHO0 + _RHO_ETA * h_eta
             if is_w:
                 ln = _F(expo[s])
+                el = _F(elap[s])
                 for d in range(n_draws):
                     v = eta[d]
                     u = _nb_exp(-abs(v))
@@ -754,7 +1219,8 @@ def _py_kernel(
                     ser = ser * zz + _F(1.0 / 5.0)
                     ser = ser * zz + _F(1.0 / 3.0)
                     ser = ser * zz + one
-                    y = ln * (max(v, zero) + _F(2.0) * z * ser)
+                    softplus = max(v, zero) + _F(2.0) * z * ser  # -log(1 - pi)
+                    y = ln * softplus
                     # -expm1(-y): Taylor series below 0.1, else 1 - exp(-y)
                     small = _F(1.0 / 720.0)
                     small = _F(1.0 / 120.0) - y * small
@@ -764,25 +1230,41 @@ def _py_kernel(
                     small = y * (one - y * small)
                     p = small if y < _F(0.1) else one - _nb_exp(-y)
                     row[d] = min(max(p, zero), one)
+                    wrow[d] = el * softplus
+                # weights (1 - pi)^elapsed, scaled by the largest: no underflow
+                shift = zero
+                if el > zero:
+                    shift = _nb_row_min(wrow)
+                    for d in range(n_draws):
+                        wrow[d] = _nb_exp(shift - wrow[d])
+                else:
+                    wrow[:] = one
+                scal[4] = expo[s]
+                scal[5] = elap[s]
+                scal[6] = shift
+                mode = 2
             else:
+                a = age[s]
+                hz = horizon[s]
                 if variant == 0:
-                    a = age[s]
-                    hz = horizon[s]
                     if a != last_age:
                         if a > 0.0:
                             la = math.log(a)
-                            _nb_tail_row(la, mu, isd, mu_hi, mu_lo, isd32, s_a)
-                            _nb_tail_row(la, tmu, tisd, tmu_hi, tmu_lo, tisd32, r_a)
+                            _nb_tail_row(la, mu, isd, mu_hi, mu_lo, isd32, s_a, f_a)
+                            _nb_tail_row(la, tmu, tisd, tmu_hi, tmu_lo, tisd32, r_a, junk)
                         else:
                             s_a[:] = one
+                            f_a[:] = zero
                             r_a[:] = one
                     if hz != last_h or a != last_age:
                         if hz == a:
                             s_h[:] = s_a
+                            f_h[:] = f_a
                         elif hz > 0.0:
-                            _nb_tail_row(math.log(hz), mu, isd, mu_hi, mu_lo, isd32, s_h)
+                            _nb_tail_row(math.log(hz), mu, isd, mu_hi, mu_lo, isd32, s_h, f_h)
                         else:
                             s_h[:] = one
+                            f_h[:] = zero
                     last_age = a
                     last_h = hz
                 for d in range(n_draws):
@@ -792,20 +1274,39 @@ def _py_kernel(
                     e0 = u if v >= zero else one
                     sa = s_a[d]
                     den = e0 * r_a[d] + e1 * sa
-                    p = min(max(e1 * (sa - s_h[d]) / den, zero), one)
-                    row[d] = p if den > zero else nan
-            if variant == 0:
-                _nb_summarise_row(row, s, mean, q, ranks, pos_lo, pos_hi, tq, sel)
-            else:
-                _nb_summarise_row(row, s, mean_base, q_base, ranks, pos_lo, pos_hi, tq, sel)
-
+                    fh = f_h[d]
+                    fa = f_a[d]  # (both loads unconditional: the loop stays vectorised)
+                    sh = s_h[d]
+                    low = fh <= half
+                    # F(H) - F(a) = S(a) - S(H), from the smaller tails: no cancellation
+                    # of 1 - small when both are small
+                    diff = fh - fa if low else sa - sh
+                    inv = one / den
+                    p = min(max(e1 * diff * inv, zero), one)
+                    ok = den > zero
+                    row[d] = p if ok else nan
+                    wrow[d] = den / (e0 + e1)  # (1 - pi) R(a) + pi S(a)
+                    urow[d] = e1 * (fh if low else sa) * inv if ok else zero
+                scal[0] = a
+                scal[1] = hz
+                scal[2] = math.log(a) if a > 0.0 else 0.0
+                scal[3] = math.log(hz) if hz > 0.0 else 0.0
+                mode = 1
+            ctx = (
+                mode, c, variant == 0, x[s], eta_p64, eta_w64, beta64,
+                mu64, sd64, tmu64, tsd64, scal, dummy, dummy,
+            )  # fmt: skip
+            o = out if variant == 0 else out_base
+            _nb_summarise_row(row, wrow, urow, not is_w, s, o[0], o[1], o[2], lv, rho, sel, ctx)
 
 
 def _numba_kernel():
     """Compile (or load from numba's on-disk cache) the kernel; imports numba."""
     global _nb_bits_to_f32, _nb_f32_to_bits, _nb_bits_to_f64, _nb_f64_to_bits
-    global _nb_exp, _nb_exp64, _nb_q32, _nb_q64, _nb_tail_row, _nb_mean
-    global _nb_select, _nb_summarise_row, _nb_kernel
+    global _nb_exp, _nb_exp64, _nb_r32, _nb_r64, _nb_tail_row, _nb_row_min, _nb_row_stats
+    global _nb_key, _nb_key_value, _nb_bucket, _nb_bucket_value, _nb_exact, _nb_resolve
+    global _nb_slow, _nb_err, _nb_sort_keys
+    global _nb_wquantiles, _nb_summarise_row, _nb_kernel
     if _nb_kernel is not None:
         return _nb_kernel
     with _NB_LOCK:
@@ -859,8 +1360,12 @@ def _numba_kernel():
             return types.int64(v), codegen
 
         # No 'reassoc' where the order of operations is the algorithm (Cody-Waite, the
-        # series); 'nnan'/'ninf' never (inputs may hold inf). The mean may reassociate.
+        # series); 'nnan'/'ninf' never where inputs may hold them. The sums may reassociate;
+        # the max/min reductions run over finite numbers. The exact float64 path and the
+        # quantile interpolation use no fast-math at all (no contraction: they reproduce
+        # numpy's roundings).
         exact = {"contract", "arcp", "nsz", "afn"}
+        finite = {"nnan", "ninf", "nsz", "reassoc"}
         opts: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"}
         _nb_bits_to_f32 = bits_to_f32
         _nb_f32_to_bits = f32_to_bits
@@ -868,31 +1373,105 @@ def _numba_kernel():
         _nb_f64_to_bits = f64_to_bits
         _nb_exp64 = numba.njit(fastmath=exact, **opts)(_py_exp64)
         _nb_exp = numba.njit(fastmath=exact, **opts)(_py_exp)
-        _nb_q32 = numba.njit(fastmath=exact, **opts)(_py_q32)
-        _nb_q64 = numba.njit(fastmath=exact, **opts)(_py_q64)
+        _nb_r32 = numba.njit(fastmath=exact, **opts)(_py_r32)
+        _nb_r64 = numba.njit(fastmath=exact, **opts)(_py_r64)
         _nb_tail_row = numba.njit(fastmath=exact, **opts)(_py_tail_row)
-        _nb_mean = numba.njit(fastmath=exact | {"reassoc"}, **opts)(_py_mean)
-        _nb_select = numba.njit(**opts)(_py_select)
+        _nb_row_min = numba.njit(fastmath=finite, **opts)(_py_row_min)
+        _nb_row_stats = numba.njit(fastmath=exact | {"reassoc"}, **opts)(_py_row_stats)
+        _nb_key = numba.njit(**opts)(_py_key)
+        _nb_key_value = numba.njit(**opts)(_py_key_value)
+        _nb_err = numba.njit(**opts)(_py_err)
+        _nb_bucket = numba.njit(**opts)(_py_bucket)
+        _nb_bucket_value = numba.njit(**opts)(_py_bucket_value)
+        _nb_exact = numba.njit(**opts)(_py_exact)
+        _nb_resolve = numba.njit(**opts)(_py_resolve)
+        _nb_sort_keys = numba.njit(**opts)(_py_sort_keys)
+        _nb_slow = numba.njit(**opts)(_py_slow)
+        _nb_wquantiles = numba.njit(**opts)(_py_wquantiles)
         _nb_summarise_row = numba.njit(**opts)(_py_summarise_row)
         _nb_kernel = numba.njit(fastmath=exact, **opts)(_py_kernel)
         return _nb_kernel
 
 
-def _run_numba(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> None:
+def _selection_scratch(n_draws: int, n_levels: int) -> tuple[np.ndarray, ...]:
+    n_buckets = int(np.clip(1 << max(0, (n_draws // 4 - 1).bit_length()), 64, 1 << 14))
+    return (
+        np.empty(n_buckets, np.int32),  # counts
+        np.empty(n_draws, np.uint32),  # bucket of each draw
+        np.empty(n_buckets, np.int64),  # place of the next draw of each wanted bucket
+        np.empty(n_buckets + 1),  # cumulative weights
+        np.empty(n_buckets),  # weights
+        np.empty(n_draws, np.int64),  # gathered keys
+        np.empty((n_levels, 3), np.int64),  # per level: first, last, its own bucket
+        np.empty(n_buckets, np.int64),  # where each wanted bucket's draws start
+        np.empty(n_draws),  # exact values of a window
+        np.empty(n_draws),  # exact weights
+        np.empty(n_draws, np.int64),  # draws
+        np.empty(n_draws, np.int64),  # order
+        np.empty(n_draws, np.int64),  # keys of the slow path
+    )
+
+
+def _weighted_quantiles_given(
+    p32: np.ndarray,
+    w32: np.ndarray,
+    p64: np.ndarray,
+    w64: np.ndarray,
+    levels: Sequence[float],
+    rho: float,
+    ub: float,
+) -> np.ndarray:
+    """Run the numba weighted quantile selection on given rows (tests).
+
+    ``p32``/``w32`` play the kernel's float32 rows, ``p64``/``w64`` the exact values that
+    its float64 path would recompute; ``rho`` and ``ub`` bound ``|p32 - p64|`` by
+    ``rho * p32 + ub``.
+    """
+    _numba_kernel()
+    p32 = np.ascontiguousarray(p32, dtype=np.float32)
+    w32 = np.ascontiguousarray(w32, dtype=np.float32)
+    lv = np.asarray(levels, dtype=float)
+    q = np.empty((1, lv.size))
+    k = 1
+    z2 = np.zeros((1, p32.size))
+    z1 = np.zeros(p32.size)
+    ctx = (
+        0, 0, False, np.zeros(k), z2, z2, z2, z1, z1, z1, z1, np.zeros(8),
+        np.ascontiguousarray(p64, dtype=float), np.ascontiguousarray(w64, dtype=float),
+    )  # fmt: skip
+    if np.any(p32 < 0) or np.any(~np.isfinite(p32)):
+        raise ValueError("p32 must hold probabilities.")
+    sel = _selection_scratch(p32.size, lv.size)
+    stats = _nb_row_stats(p32, w32, np.zeros_like(p32), False)
+    _nb_wquantiles(p32, w32, lv, q, 0, float(rho), float(ub), -1.0, *stats[3:6], sel, ctx)
+    return q[0]
+
+
+def _run_numba(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -> None:
     kernel = _numba_kernel()
     f32 = np.float32
-    base_p = np.ascontiguousarray(np.asarray(draws["eta"], dtype=float).T, dtype=f32)
-    base_w = np.ascontiguousarray(np.asarray(draws["eta_window"], dtype=float).T, dtype=f32)
-    if base_w.shape[0] == 0:
-        base_w = np.zeros((1, base_p.shape[1]), f32)
-    beta = np.ascontiguousarray(np.asarray(draws["strength"], dtype=float).T, dtype=f32)
+    eta_p64 = np.ascontiguousarray(np.asarray(draws["eta"], dtype=float).T)
+    eta_w64 = np.ascontiguousarray(np.asarray(draws["eta_window"], dtype=float).T)
+    if eta_w64.shape[0] == 0:
+        eta_w64 = np.zeros((1, eta_p64.shape[1]))
+    beta64 = np.ascontiguousarray(np.asarray(draws["strength"], dtype=float).T)
+    base_p = eta_p64.astype(f32)
+    base_w = eta_w64.astype(f32)
+    beta = beta64.astype(f32)
     n_draws = beta.shape[1]
     lag: list[np.ndarray] = []
+    lag64: list[np.ndarray] = []
     for k_mu, k_sd in (("lag_log_median", "lag_log_sd"), ("term_log_median", "term_log_sd")):
         mu = np.ascontiguousarray(draws[k_mu], dtype=float)
-        isd = _INV_SQRT2 / np.ascontiguousarray(draws[k_sd], dtype=float)
+        sd = np.ascontiguousarray(draws[k_sd], dtype=float)
+        isd = _INV_SQRT2 / sd
         mu_hi = mu.astype(f32)
         lag += [mu, isd, mu_hi, (mu - mu_hi).astype(f32), isd.astype(f32)]
+        lag64 += [mu, sd]
+    exact_in = (
+        eta_p64, eta_w64, beta64, *lag64,
+        np.abs(eta_p64).max(axis=1), np.abs(eta_w64).max(axis=1), np.abs(beta64).max(axis=1),
+    )  # fmt: skip
     # Process scenarios in order of (family, age, horizon): runs of equal ages share the
     # survival terms. Each scenario's result is independent of the order.
     order = np.lexsort((h, a, win))
@@ -902,40 +1481,26 @@ def _run_numba(draws, cat, xs, win, a, h, e, lv, base, threads, rows, out) -> No
     a_o = np.ascontiguousarray(np.where(win_o, 0.0, a[order]))
     h_o = np.ascontiguousarray(np.where(win_o, 0.0, h[order]))
     e_o = np.ascontiguousarray(np.where(win_o, e[order], 0.0))
-    lo, hi, tq = _quantile_index(lv, n_draws)
-    ranks, inverse = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-    pos_lo = np.ascontiguousarray(inverse[: lo.size])
-    pos_hi = np.ascontiguousarray(inverse[lo.size :])
-    n_buckets = int(np.clip(1 << max(0, (n_draws // 4 - 1).bit_length()), 64, 1 << 14))
+    el_o = np.ascontiguousarray(np.where(win_o, el[order], 0.0))
+    levels = np.asarray(lv, dtype=float)
     n = cat.size
-    mean_o = np.empty(n)
-    q_o = np.empty((n, len(lv)))
-    bmean_o = np.empty(n if base else 1)
-    bq_o = np.empty((n if base else 1, len(lv)))
+    res = [np.empty(n), np.empty((n, len(lv))), np.empty(n)]
+    res_b = [np.empty(n), np.empty((n, len(lv))), np.empty(n)] if base else res
 
     def work(i: int, j: int, state: dict) -> None:
         if not state:
-            state["scratch"] = [np.empty(n_draws, f32) for _ in range(5)]
-            state["sel"] = (
-                np.empty(n_buckets, np.int32),
-                np.empty(n_draws, np.int32),
-                np.empty(n_buckets, np.int32),
-                np.empty((ranks.size, 4), np.int64),
-                np.empty(n_draws, f32),
-                np.empty(ranks.size, f32),
-            )
+            state["rows"] = tuple(np.empty(n_draws, f32) for _ in range(10))
+            state["sel"] = _selection_scratch(n_draws, len(lv))
+            state["scal"] = np.zeros(8)
+            state["dummy"] = np.zeros(1)
         kernel(
-            base_p, base_w, beta, tuple(lag),
-            cat_o[i:j], x_o[i:j], win_o[i:j], a_o[i:j], h_o[i:j], e_o[i:j],
-            ranks, pos_lo, pos_hi, tq, base,
-            mean_o[i:j], q_o[i:j],
-            bmean_o[i:j] if base else bmean_o, bq_o[i:j] if base else bq_o,
-            *state["scratch"], state["sel"],
+            base_p, base_w, beta, tuple(lag), exact_in,
+            cat_o[i:j], x_o[i:j], win_o[i:j], a_o[i:j], h_o[i:j], e_o[i:j], el_o[i:j],
+            levels, base, tuple(r[i:j] for r in res), tuple(r[i:j] for r in res_b),
+            state["rows"], state["sel"], state["scal"], state["dummy"],
         )  # fmt: skip
 
     _for_chunks(n, rows, threads, work)
-    out["mean"][order] = mean_o
-    out["q"][order] = q_o
+    out["mean"][order], out["q"][order], out["ess"][order] = res
     if base:
-        out["base_mean"][order] = bmean_o
-        out["base_q"][order] = bq_o
+        out["base_mean"][order], out["base_q"][order], out["base_ess"][order] = res_b

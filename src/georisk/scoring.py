@@ -89,9 +89,11 @@ __all__ = [
     "ScoreRun",
     "icd203_band",
     "lag_cdf",
+    "lag_tails",
     "normal_cdf",
     "project_probability",
     "project_terms",
+    "softplus",
     "weighted_summary",
     "window_probability",
     "logit",
@@ -190,10 +192,41 @@ def lag_cdf(t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray
     -------
     ndarray
     """
+    return lag_tails(t, mu, sd)[0]
+
+
+def lag_tails(
+    t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""CDF and survival function of the LogNormal lag, each accurate in its own tail.
+
+    The smaller of the two, :math:`\tfrac12\operatorname{erfc}(|z|/\sqrt2)` with
+    :math:`z = (\log t - \mu)/\sigma`, is computed directly (relative accuracy of a few
+    ulp however deep the tail); the larger, at least 1/2, as one minus it. Forming
+    :math:`S = 1 - F` by subtraction instead would lose all relative precision once
+    :math:`S < 10^{-16}`, which matters for old open projects, whose probability and
+    status likelihood are ratios of such tails.
+
+    Parameters
+    ----------
+    t : float or ndarray
+        Time since announcement in years (broadcasts against ``mu``).
+    mu, sd : ndarray
+        Log-median and log-sd draws.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        :math:`F(t)` and :math:`S(t) = 1 - F(t)`; 0 and 1 for :math:`t \le 0`.
+    """
     t = np.asarray(t, dtype=float)
     with np.errstate(divide="ignore"):
         z = (np.log(np.where(t > 0, t, 1.0)) - mu) / sd
-    return np.where(t > 0, normal_cdf(z), 0.0)
+    small = normal_cdf(-np.abs(z))
+    lower = z < 0
+    cdf = np.where(t > 0, np.where(lower, small, 1.0 - small), 0.0)
+    sf = np.where(t > 0, np.where(lower, 1.0 - small, small), 1.0)
+    return cdf, sf
 
 
 _ERFC = np.frompyfunc(math.erfc, 1, 1)
@@ -280,17 +313,28 @@ def project_terms(
     (ndarray, ndarray)
         Numerator and still-open probability.
     """
-    pi = expit(eta)
-    f_a = lag_cdf(age, mu, sd)
-    f_h = lag_cdf(horizon_age, mu, sd)
-    g_a = lag_cdf(age, term_mu, term_sd)
-    return pi * (f_h - f_a), (1.0 - pi) * (1.0 - g_a) + pi * (1.0 - f_a)
+    pi, one_minus_pi = expit(eta), expit(-np.asarray(eta, dtype=float))
+    f_a, s_a = lag_tails(age, mu, sd)
+    f_h, s_h = lag_tails(horizon_age, mu, sd)
+    r_a = lag_tails(age, term_mu, term_sd)[1]
+    # F(H) - F(a) from whichever tails are small, so that it never cancels 1 - tiny
+    gap = np.where(f_h <= 0.5, f_h - f_a, s_a - s_h)
+    return pi * gap, one_minus_pi * r_a + pi * s_a
 
 
 def window_probability(eta: np.ndarray, exposure: np.ndarray | float) -> np.ndarray:
     r"""Probability of at least one event in ``exposure`` years, :math:`1-(1-p)^L`."""
-    p = expit(eta)
-    return -np.expm1(np.asarray(exposure, dtype=float) * np.log1p(-p))
+    return -np.expm1(-np.asarray(exposure, dtype=float) * softplus(eta))
+
+
+def softplus(eta: np.ndarray) -> np.ndarray:
+    r"""Compute the softplus :math:`\log(1 + e^{\eta}) = -\log(1 - \operatorname{expit}(\eta))`.
+
+    As :math:`\max(\eta, 0) + \operatorname{log1p}(e^{-|\eta|})`: no overflow, and no
+    cancellation in :math:`1 - \operatorname{expit}(\eta)` for large :math:`\eta`.
+    """
+    eta = np.asarray(eta, dtype=float)
+    return np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
 
 
 def summarise(p: np.ndarray) -> dict[str, np.ndarray]:
@@ -360,7 +404,8 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
         rate, timing, then each event), with ``terms.sum(0) == logodds``; ``weight`` and
         ``weight_base``: the likelihood of the scenario's own status at the as-of date (still
         open; no event yet in the elapsed part of a window) under each draw, with and
-        without the evidence. Summaries weight the draws by them (see the module docstring).
+        without the evidence (for windows scaled so that the largest is 1: only ratios
+        matter). Summaries weight the draws by them (see the module docstring).
     """
     d = posterior.draws
     beta = d["strength"]  # (D, K)
@@ -394,7 +439,8 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
             return window_probability(e, ev.exposure)
 
         def status_likelihood(e: np.ndarray) -> np.ndarray:
-            return np.exp(ev.elapsed * np.log1p(-expit(e)))
+            log_w = -ev.elapsed * softplus(e)  # log (1 - pi)^elapsed
+            return np.exp(log_w - log_w.max())  # scaled: no underflow to all zeros
 
     p, p_base = prob(eta), prob(base)
     weight, weight_base = status_likelihood(eta), status_likelihood(base)
