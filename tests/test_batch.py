@@ -11,7 +11,7 @@ import pytest
 from scipy.special import expit as sp_expit
 from scipy.special import ndtr
 
-from georisk.batch import ABS_TOLERANCE, ESS_RTOL, BatchSummary, batch_inputs
+from georisk.batch import ABS_TOLERANCE, ESS_RTOL, WEIGHT_RTOL, BatchSummary, batch_inputs
 from georisk.batch import batch_probabilities as _batch_probabilities
 from georisk.evidence import KINDS, EvidenceWeights, Report
 from georisk.model_data import PROJECT_CATEGORIES, WINDOW_CATEGORIES, scenario_evidence
@@ -319,6 +319,109 @@ def test_underflowing_denominator_gives_nan_like_the_reference():
         assert np.isnan(out.mean[0]) and np.isnan(out.ess[0])
         assert np.all(np.isnan(out.quantiles[0]))
         assert np.all(np.isfinite(out.quantiles[1])) and np.isfinite(out.ess[1])
+
+
+# --- conditioning: quantiles are backward stable in the weights ---------------------------
+
+PER_DRAW_TOL = 2.5e-6
+"""Documented bound on a draw's probability error in the numba backend."""
+
+
+def quantile_band(p: np.ndarray, w: np.ndarray, levels, eps: float) -> tuple[np.ndarray, ...]:
+    """Float64 weighted quantiles at ``levels -/+ 2 eps`` and at ``levels`` (one row).
+
+    A relative error of at most ``eps`` in every weight moves the weighted mid-point CDF
+    by at most ``2 eps``, so such a computation's quantile lies between the first two.
+    """
+    order = np.argsort(p, kind="stable")
+    ws = w[order]
+    cdf = (np.cumsum(ws) - 0.5 * ws) / ws.sum()
+    lv = np.asarray(levels, dtype=float)
+    return tuple(
+        np.interp(np.clip(lv + shift, 0.0, 1.0), cdf, p[order])
+        for shift in (-2 * eps, 2 * eps, 0.0)
+    )
+
+
+def assert_in_band(got: np.ndarray, p: np.ndarray, w: np.ndarray, levels, eps: float) -> None:
+    lo, hi, _ = quantile_band(p, w, levels, eps)
+    assert np.all(got >= lo - PER_DRAW_TOL) and np.all(got <= hi + PER_DRAW_TOL), (got, lo, hi)
+
+
+def two_cluster_draws(n_draws: int) -> tuple[dict, dict]:
+    """Draws alternating between two parameter sets of (almost) equal status likelihood,
+    so that the weighted median falls in the gap between two very different probabilities:
+    an ill-conditioned quantile (a stuck chain, or a two-mode posterior)."""
+    from scipy.optimize import brentq
+
+    age, horizon = 10.0, 12.0
+    a = {"eta": -1.0, "lag_log_median": 1.6, "lag_log_sd": 0.5,
+         "term_log_median": 2.0, "term_log_sd": 0.6}  # fmt: skip
+    b = {"eta": 1.0, "lag_log_median": 1.9, "lag_log_sd": 0.8,
+         "term_log_median": 2.2, "term_log_sd": 0.9}  # fmt: skip
+
+    def still_open(params: dict) -> float:
+        lag = [np.array([params[k]]) for k in LAG_KEYS]
+        return float(project_terms(np.array([params["eta"]]), age, horizon, *lag)[1][0])
+
+    target = still_open(a) * (1 + 2e-5)
+    b["term_log_median"] = brentq(
+        lambda m: still_open({**b, "term_log_median": m}) - target, 0.5, 4.0
+    )
+    pick = np.arange(n_draws) % 2 == 0
+    draws = {k: np.where(pick, a[k], b[k]) for k in ("eta", *LAG_KEYS)}
+    draws["eta"] = np.repeat(draws["eta"][:, None], len(PROJECT_CATEGORIES), axis=1)
+    draws["eta_window"] = np.zeros((n_draws, len(WINDOW_CATEGORIES)))
+    draws["strength"] = np.zeros((n_draws, K))
+    sc = {
+        "category": np.array([0]),
+        "x": np.zeros((1, K)),
+        "is_window": np.array([False]),
+        "age": np.array([age]),
+        "horizon_age": np.array([horizon]),
+        "exposure": np.zeros(1),
+    }
+    return draws, sc
+
+
+def test_quantiles_are_backward_stable_in_the_weights():
+    # Random inputs of both families: within the band (and, as the accuracy test checks,
+    # within 1e-5: these quantiles are well conditioned).
+    rng = np.random.default_rng(15)
+    draws = random_draws(rng, 4000)
+    sc = random_scenarios(rng, 200)
+    s = batch_probabilities(draws, **sc)
+    p, w = reference_pw(draws, sc)
+    for i in range(200):
+        assert_in_band(s.quantiles[i], p[i], w[i], QUANTILES, WEIGHT_RTOL)
+    # An ill-conditioned median: the float64 value moves by more than 1e-4 within the
+    # band, so 1e-5 agreement cannot be asked of float32 weights; the band still holds.
+    draws, sc = two_cluster_draws(10_000)
+    s = batch_probabilities(draws, **sc)
+    p, w = reference_pw(draws, sc)
+    lo, hi, exact = quantile_band(p[0], w[0], QUANTILES, WEIGHT_RTOL)
+    assert hi[2] - lo[2] > 1e-4
+    assert_in_band(s.quantiles[0], p[0], w[0], QUANTILES, WEIGHT_RTOL)
+    np.testing.assert_allclose(s.mean, oracle(p, w)["mean"], rtol=0, atol=ABS_TOLERANCE)
+
+
+def test_weighted_selection_with_rounded_weights_is_backward_stable():
+    # The selection alone, on exact probabilities and weights rounded to float32 (relative
+    # error 2**-24): light draws with very different probabilities around the median.
+    from georisk import batch
+
+    rng = np.random.default_rng(16)
+    n = 33
+    p64 = np.sort(rng.random(n))
+    w64 = rng.random(n)
+    w64[15:18] = [3e-8, 7e-7, 2e-8]  # the median falls among these
+    w64[:15] *= 0.5 * w64[18:].sum() / w64[:15].sum()  # balance the two sides
+    levels = (0.025, 0.1, 0.5, 0.9, 0.975)
+    p32 = p64.astype(np.float32)
+    p64 = p32.astype(float)  # exact in float32: only the weights are rounded
+    w32 = w64.astype(np.float32)
+    got = batch._weighted_quantiles_given(p32, w32, p64, w32.astype(float), levels, 0.0, 0.0)
+    assert_in_band(got, p64, w64, levels, 2.0**-24)
 
 
 # --- determinism ----------------------------------------------------------------------

@@ -501,9 +501,10 @@ def weighted_summary(values: np.ndarray, weights: np.ndarray | None = None) -> d
     """
     v = np.asarray(values, dtype=float)
     w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=float)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError("draw weights must be finite, non-negative, with a positive sum.")
+    w = w / w.max()  # only ratios matter; no underflow of the sums of w or w**2
     total = float(w.sum())
-    if not total > 0.0 or np.any(w < 0):
-        raise ValueError("draw weights must be non-negative with a positive sum.")
     order = np.argsort(v, kind="stable")
     vs, ws = v[order], w[order]
     cdf = (np.cumsum(ws) - 0.5 * ws) / total
