@@ -484,7 +484,14 @@ def score(
                 posterior, fitted = current[0], current[1] and k == 0
             run = score_run(ws, posterior, as_of=date)
             finished = _utcnow()
-            if no_store:
+            if no_store and quiet and not as_json and alert_threshold is None:
+                # nothing shown and no alert to raise: the history is not needed (and not
+                # opened: importing and opening DuckDB is a tenth of a warm run)
+                import pandas as pd
+
+                prev, changed = pd.DataFrame(), "not stored (--no-store); not compared (--quiet)"
+                run_id = None
+            elif no_store:
                 prev, changed = _dry_compare(store_path, run, ws, wait=wait)
                 run_id = None
             else:

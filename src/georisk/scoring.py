@@ -313,12 +313,27 @@ def project_terms(
     (ndarray, ndarray)
         Numerator and still-open probability.
     """
-    pi, one_minus_pi = expit(eta), expit(-np.asarray(eta, dtype=float))
+    return _terms_given_timing(eta, *_timing_terms(age, horizon_age, mu, sd, term_mu, term_sd))
+
+
+def _timing_terms(age, horizon_age, mu, sd, term_mu, term_sd) -> tuple[np.ndarray, ...]:
+    """Compute the parts of :func:`project_terms` that do not depend on the logit.
+
+    Returns :math:`F(H) - F(a)` (formed from whichever tails are small, so that it never
+    cancels ``1 - tiny``), :math:`S(a)` and :math:`R(a) = 1 - G(a)`.
+    """
     f_a, s_a = lag_tails(age, mu, sd)
     f_h, s_h = lag_tails(horizon_age, mu, sd)
     r_a = lag_tails(age, term_mu, term_sd)[1]
-    # F(H) - F(a) from whichever tails are small, so that it never cancels 1 - tiny
     gap = np.where(f_h <= 0.5, f_h - f_a, s_a - s_h)
+    return gap, s_a, r_a
+
+
+def _terms_given_timing(
+    eta: np.ndarray, gap: np.ndarray, s_a: np.ndarray, r_a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Combine the logit with the timing terms (:func:`_timing_terms`): :func:`project_terms`."""
+    pi, one_minus_pi = expit(eta), expit(-np.asarray(eta, dtype=float))
     return pi * gap, one_minus_pi * r_a + pi * s_a
 
 
@@ -419,7 +434,8 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     eta = base + shift
 
     if ev.family == "project":
-        args = (
+        # the timing terms depend on the draws, not on the logit: computed once
+        timing_terms = _timing_terms(
             ev.age,
             ev.horizon_age,
             d["lag_log_median"],
@@ -428,22 +444,21 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
             d["term_log_sd"],
         )
 
-        def prob(e: np.ndarray) -> np.ndarray:
-            return project_probability(e, *args)
-
-        def status_likelihood(e: np.ndarray) -> np.ndarray:
-            return project_terms(e, *args)[1]
+        def prob_and_weight(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            numerator, still_open = _terms_given_timing(e, *timing_terms)
+            return numerator / still_open, still_open
     else:
 
-        def prob(e: np.ndarray) -> np.ndarray:
-            return window_probability(e, ev.exposure)
+        def prob_and_weight(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            minus_log_1m_pi = softplus(e)
+            p = -np.expm1(-ev.exposure * minus_log_1m_pi)
+            log_w = -ev.elapsed * minus_log_1m_pi  # log (1 - pi)^elapsed
+            return p, np.exp(log_w - log_w.max())  # scaled: no underflow to all zeros
 
-        def status_likelihood(e: np.ndarray) -> np.ndarray:
-            log_w = -ev.elapsed * softplus(e)  # log (1 - pi)^elapsed
-            return np.exp(log_w - log_w.max())  # scaled: no underflow to all zeros
+    def prob(e: np.ndarray) -> np.ndarray:
+        return prob_and_weight(e)[0]
 
-    p, p_base = prob(eta), prob(base)
-    weight, weight_base = status_likelihood(eta), status_likelihood(base)
+    (p, weight), (p_base, weight_base) = prob_and_weight(eta), prob_and_weight(base)
     logodds, logodds_base = _safe_logit(p), _safe_logit(p_base)
     # Aumann-Shapley (integrated-gradients) attribution: logit P depends on the evidence only
     # through the linear index eta, so each event gets its share c_e / sum(c) of the total
