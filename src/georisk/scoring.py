@@ -181,16 +181,7 @@ def logit(p: np.ndarray) -> np.ndarray:
 def lag_cdf(t: np.ndarray | float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     r"""CDF of the LogNormal lag, :math:`\Phi((\log t - \mu)/\sigma)`; 0 for :math:`t \le 0`.
 
-    Parameters
-    ----------
-    t : float or ndarray
-        Time since announcement in years (broadcasts against ``mu``).
-    mu, sd : ndarray
-        Log-median and log-sd draws.
-
-    Returns
-    -------
-    ndarray
+    The first of :func:`lag_tails` (same parameters).
     """
     return lag_tails(t, mu, sd)[0]
 
