@@ -405,6 +405,77 @@ def test_quantiles_are_backward_stable_in_the_weights():
     np.testing.assert_allclose(s.mean, oracle(p, w)["mean"], rtol=0, atol=ABS_TOLERANCE)
 
 
+def window_weight_rtol(sc: dict, eta: np.ndarray) -> np.ndarray:
+    """The documented bound on a window's relative weight error: its log-weight
+    ``-elapsed * softplus(eta)`` is formed in float32."""
+    return np.maximum(WEIGHT_RTOL, 1.2e-7 * sc["elapsed"] * (1 + 2 * np.abs(eta).max(axis=1)))
+
+
+def test_long_quiet_windows_are_backward_stable_with_their_own_bound():
+    # Up to 30 years elapsed and logits up to +-10: the window weights' relative error
+    # grows with elapsed * |eta| (float32 logits); the band widens accordingly, and the
+    # means and effective draws stay within their tolerances.
+    rng = np.random.default_rng(17)
+    for _ in range(3):
+        draws = random_draws(rng, 2000)
+        shape = draws["eta_window"].shape
+        draws["eta_window"] = rng.uniform(-10, 10) + rng.normal(0, 1.5, shape)
+        sc = random_scenarios(rng, 60)
+        sc["is_window"] = np.ones(60, bool)
+        sc["category"] = rng.integers(0, len(WINDOW_CATEGORIES), 60)
+        sc["elapsed"] = rng.uniform(0, 30, 60)
+        s = batch_probabilities(draws, **sc)
+        p, w = reference_pw(draws, sc)
+        eps = window_weight_rtol(sc, eta_of(draws, sc))
+        for i in range(60):
+            assert_in_band(s.quantiles[i], p[i], w[i], QUANTILES, eps[i])
+        ref = oracle(p, w)
+        np.testing.assert_allclose(s.mean, ref["mean"], rtol=0, atol=ABS_TOLERANCE)
+        np.testing.assert_allclose(s.ess, ref["ess"], rtol=ESS_RTOL, atol=0)
+
+
+def test_still_open_below_float32_range_gives_nan_not_a_wrong_number():
+    # A project open for 200 times its lag's median: the still-open probability is
+    # 1.5e-41, below float32's normal range. The kernel must say NaN (it once returned 1.0:
+    # 1 / den overflowed and the clip hid it); the float64 path still has the answer.
+    draws = {
+        "eta": np.full((1, len(PROJECT_CATEGORIES)), 3.0),
+        "eta_window": np.zeros((1, len(WINDOW_CATEGORIES))),
+        "strength": np.zeros((1, K)),
+        "lag_log_median": np.array([np.log(0.5)]),
+        "lag_log_sd": np.array([0.4]),
+        "term_log_median": np.array([np.log(0.5)]),
+        "term_log_sd": np.array([0.4]),
+    }
+    sc = {
+        "category": np.array([0]),
+        "x": np.zeros((1, K)),
+        "is_window": np.array([False]),
+        "age": np.array([108.5]),
+        "horizon_age": np.array([108.5 * 1.02]),
+        "exposure": np.zeros(1),
+    }
+    exact, still_open = (v[0, 0] for v in accurate_p(draws, sc))
+    assert still_open < 1e-40 and 0.4 < exact < 0.5
+    assert np.isnan(batch_probabilities(draws, **sc).mean[0])
+    ref = batch_probabilities(draws, **sc, backend="numpy")
+    assert ref.mean[0] == pytest.approx(exact, rel=1e-9)
+
+
+def test_numpy_backend_survives_tiny_weights():
+    # Only ratios of weights matter: rows of weights near 1e-170 (sum of squares underflows)
+    # give the same summaries as weights near 1.
+    from georisk.batch import _weighted_rows
+
+    rng = np.random.default_rng(19)
+    p, w = rng.random((3, 500)), rng.random((3, 500))
+    big = _weighted_rows(p, w, QUANTILES)
+    tiny = _weighted_rows(p, w * 1e-170, QUANTILES)
+    for a, b in zip(big, tiny, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert np.isfinite(tiny[2]).all()
+
+
 def test_weighted_selection_with_rounded_weights_is_backward_stable():
     # The selection alone, on exact probabilities and weights rounded to float32 (relative
     # error 2**-24): light draws with very different probabilities around the median.

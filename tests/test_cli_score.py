@@ -337,6 +337,36 @@ def test_warm_score_does_not_import_pymc(ws_root: Path) -> None:
     assert "HEAVY=\n" in proc.stderr
 
 
+def test_quiet_dry_run_leaves_the_history_closed(runner: CliRunner, ws_root: Path) -> None:
+    # --no-store --quiet shows nothing that needs the history: DuckDB is not even imported
+    # (a tenth of a warm run). An alert threshold needs the comparison: then it is made.
+    assert score(runner, ws_root).exit_code == 0
+    before = snapshot(store_of(ws_root))
+    code = textwrap.dedent(
+        """
+        import sys
+        from georisk.cli import app
+        try:
+            app(sys.argv[1:])
+        except SystemExit as exc:
+            print(f"EXIT={exc.code}", file=sys.stderr)
+        print(f"DUCKDB={'duckdb' in sys.modules}", file=sys.stderr)
+        """
+    )
+
+    def run(*extra: str) -> str:
+        argv = [sys.executable, "-c", code, "score", str(ws_root), *DAY, "--no-store", *extra]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    quiet = run("--quiet")
+    assert "EXIT=0" in quiet and "DUCKDB=False" in quiet
+    alerting = run("--quiet", "--alert-threshold", "0.5")
+    assert "EXIT=0" in alerting and "DUCKDB=True" in alerting
+    assert snapshot(store_of(ws_root)) == before
+
+
 def test_exit_codes_are_documented() -> None:
     doc = cli_score.__doc__ or ""
     for code in ("0", "1", "2", "3", "4"):
