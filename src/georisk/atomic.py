@@ -27,22 +27,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]
     Path
         The target path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             if callable(data):
                 data(fh)
             else:
                 fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return write_atomic_path(path, write)
 
 
 def write_atomic_path(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
