@@ -60,7 +60,7 @@ Backends
     1-2 s at the first call in a process (importing numba and its CPU target).
 ``"numpy"``
     The float64 reference, chunked: :func:`georisk.scoring.project_terms` and
-    :func:`~georisk.scoring.window_probability` per draw, then a stable argsort, cumulative
+    :func:`~georisk.scoring.window_terms` per draw, then a stable argsort, cumulative
     weights and ``np.interp``'s rule vectorised over the rows. Used when numba is missing or
     the problem is small (see ``backend``), and by the tests, which check it against
     :func:`georisk.scoring.weighted_summary` row by row to 1e-12.
@@ -539,7 +539,7 @@ def _weighted_rows(
 
 
 def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -> None:
-    from georisk.scoring import project_terms, softplus, window_probability
+    from georisk.scoring import project_terms, window_terms
 
     eta_p = np.asarray(draws["eta"], dtype=float)
     eta_w = np.asarray(draws["eta_window"], dtype=float)
@@ -569,9 +569,7 @@ def _run_numpy(draws, cat, xs, win, a, h, e, el, lv, base, threads, rows, out) -
                 p[pp] = num / den
                 wt[pp] = den
             if pw.any():
-                p[pw] = window_probability(target[pw], e[sl][pw, None])
-                log_w = -el[sl][pw, None] * softplus(target[pw])  # (1 - pi)^elapsed
-                wt[pw] = np.exp(log_w - log_w.max(axis=1, keepdims=True))  # no underflow
+                p[pw], wt[pw] = window_terms(target[pw], e[sl][pw, None], el[sl][pw, None])
             m, q, ess = _weighted_rows(p, wt, lv)
             out[prefix + "mean"][sl] = m
             out[prefix + "q"][sl] = q

@@ -96,6 +96,7 @@ __all__ = [
     "softplus",
     "weighted_summary",
     "window_probability",
+    "window_terms",
     "logit",
     "expit",
     "summarise",
@@ -330,7 +331,39 @@ def _terms_given_timing(
 
 def window_probability(eta: np.ndarray, exposure: np.ndarray | float) -> np.ndarray:
     r"""Probability of at least one event in ``exposure`` years, :math:`1-(1-p)^L`."""
-    return -np.expm1(-np.asarray(exposure, dtype=float) * softplus(eta))
+    return _window_probability_given_softplus(softplus(eta), exposure)
+
+
+def _window_probability_given_softplus(minus_log_1m_pi: np.ndarray, exposure) -> np.ndarray:
+    return -np.expm1(-np.asarray(exposure, dtype=float) * minus_log_1m_pi)
+
+
+def window_terms(
+    eta: np.ndarray, exposure: np.ndarray | float, elapsed: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Probability of a window scenario and the weight of each draw (last axis).
+
+    Returns :func:`window_probability` and the likelihood of the scenario's own status,
+    no event in the ``elapsed`` years already past, :math:`(1 - p)^{\ell}`, scaled along
+    the last axis (the draws) so that the largest is 1: only ratios matter, and a long
+    quiet spell with :math:`p` near 1 cannot underflow every weight to 0.
+
+    Parameters
+    ----------
+    eta : ndarray, shape (..., draws)
+        Log-odds of the yearly event probability.
+    exposure, elapsed : float or ndarray
+        Remaining and elapsed window lengths in years (broadcast against ``eta``).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Probability and scaled weight, each shaped like ``eta``.
+    """
+    minus_log_1m_pi = softplus(eta)
+    log_w = -np.asarray(elapsed, dtype=float) * minus_log_1m_pi
+    weight = np.exp(log_w - np.max(log_w, axis=-1, keepdims=True))
+    return _window_probability_given_softplus(minus_log_1m_pi, exposure), weight
 
 
 def softplus(eta: np.ndarray) -> np.ndarray:
@@ -441,10 +474,7 @@ def scenario_draws(ev: ScenarioEvidence, posterior) -> dict[str, np.ndarray]:
     else:
 
         def prob_and_weight(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            minus_log_1m_pi = softplus(e)
-            p = -np.expm1(-ev.exposure * minus_log_1m_pi)
-            log_w = -ev.elapsed * minus_log_1m_pi  # log (1 - pi)^elapsed
-            return p, np.exp(log_w - log_w.max())  # scaled: no underflow to all zeros
+            return window_terms(e, ev.exposure, ev.elapsed)
 
     def prob(e: np.ndarray) -> np.ndarray:
         return prob_and_weight(e)[0]
@@ -522,10 +552,6 @@ def weighted_summary(values: np.ndarray, weights: np.ndarray | None = None) -> d
     return out
 
 
-def _interval(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
-    return weighted_summary(values, weights)
-
-
 def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
     """Score every open scenario of a workspace from a posterior.
 
@@ -569,16 +595,16 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
         dr = scenario_draws(ev, posterior)
         all_draws[sid] = dr
         p, p_base, w = dr["p"], dr["p_base"], dr["weight"]
-        sp, sb = _interval(p, w), _interval(p_base, dr["weight_base"])
+        sp, sb = weighted_summary(p, w), weighted_summary(p_base, dr["weight_base"])
         evidence_shift = dr["logodds"] - _safe_logit(p_base)
-        shift = _interval(evidence_shift, w)
-        base_lo = abs(_interval(_safe_logit(p_base), dr["weight_base"])["mean"])
+        shift = weighted_summary(evidence_shift, w)
+        base_lo = abs(weighted_summary(_safe_logit(p_base), dr["weight_base"])["mean"])
         evidence_share = abs(shift["mean"]) / (base_lo + abs(shift["mean"]) + 1e-12)
         band = icd203_band(sp["mean"])
         straddle = icd203_band(sp["q0.10"]) != icd203_band(sp["q0.90"])
         term_names = ["base_rate", "timing"] + [e.event_id for e in ev.events]
         for i, name in enumerate(term_names):
-            iv = _interval(dr["terms"][i], w)
+            iv = weighted_summary(dr["terms"][i], w)
             event = ev.events[i - 2] if i >= 2 else None
             contrib_rows.append(
                 {
@@ -622,7 +648,7 @@ def score_run(ws, posterior, *, as_of: dt.date | None = None) -> ScoreRun:
                 "p_base_mean": sb["mean"],
                 "p_base_q0.10": sb["q0.10"],
                 "p_base_q0.90": sb["q0.90"],
-                "logodds_mean": _interval(dr["logodds"], w)["mean"],
+                "logodds_mean": weighted_summary(dr["logodds"], w)["mean"],
                 "evidence_logodds_mean": shift["mean"],
                 "evidence_logodds_q0.10": shift["q0.10"],
                 "evidence_logodds_q0.90": shift["q0.90"],
