@@ -38,8 +38,6 @@ from georisk.model_data import DRAW_KEYS, PROJECT_CATEGORIES, WINDOW_CATEGORIES
 
 __all__ = ["Posterior", "fit_id_for", "default_posterior_dir", "load_posterior", "load_or_fit"]
 
-_DRAW_KEYS = DRAW_KEYS
-
 
 def default_posterior_dir(ws) -> Path:
     """Where a workspace's fits are stored: ``<root>/.georisk/posteriors``."""
@@ -181,7 +179,7 @@ class Posterior:
         target = directory / self.fit_id
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.fit_id}.", dir=directory))
         try:
-            np.savez(tmp / "draws.npz", **{k: np.asarray(self.draws[k]) for k in _DRAW_KEYS})
+            np.savez(tmp / "draws.npz", **{k: np.asarray(self.draws[k]) for k in DRAW_KEYS})
             if self.idata is not None:
                 self.idata.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
             record = {
@@ -226,7 +224,7 @@ class Posterior:
                 "delete the folder to refit."
             )
         with np.load(npz, allow_pickle=False) as f:
-            draws = {k: np.asarray(f[k]) for k in _DRAW_KEYS}
+            draws = {k: np.asarray(f[k]) for k in DRAW_KEYS}
         idata = None
         if with_idata and (folder / "posterior.nc").exists():
             import arviz as az
